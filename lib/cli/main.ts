@@ -1,0 +1,186 @@
+#!/usr/bin/env node
+// The crosscast command line: serve, tail, events, status, reindex, bootstrap.
+
+import { Command, Option } from 'commander'
+import { Crosscast } from '../index.ts'
+import { CrosscastError, isCrosscastError } from '../errors.ts'
+import { EVENT_TYPES, type BroadcastEvent, type EventType } from '../events/types.ts'
+import { validateEventType, validateId } from '../events/validate.ts'
+import { registerBootstrap } from './bootstrap.ts'
+import { EventReader } from '../projection/queries.ts'
+import BetterSqlite3 from 'better-sqlite3'
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
+import { registerServe } from './serve.ts'
+
+const program = new Command()
+program
+  .name('crosscast')
+  .description('Local-first, peer-to-peer sync of features, tracks and spikes between agent sessions')
+  .showHelpAfterError()
+
+/** Opens a storage directory offline: these commands read and rebuild, they do not sync. */
+async function openOffline (storage: string): Promise<Crosscast> {
+  return await Crosscast.open({ storage, sessionId: 'cli', agent: 'cli', swarm: false, lan: false })
+}
+
+function formatEvent (e: BroadcastEvent): string {
+  return `${e.timestamp}  ${String(e.cursor).padStart(6)}  ${e.event_type.padEnd(15)}  ${e.resource_id}  ${e.agent_id}/${e.session_id}  ${JSON.stringify(e.payload)}`
+}
+
+program.command('events')
+  .description('print the audit trail (broadcast_events), oldest first')
+  .requiredOption('--storage <dir>', 'storage directory', '.crosscast')
+  .addOption(new Option('--type <type>', 'only this event type').choices(EVENT_TYPES as unknown as string[]))
+  .option('--resource <id>', 'only this feature, track or spike')
+  .option('--since <cursor>', 'only events after this cursor', '0')
+  .option('--limit <n>', 'at most this many events (0: all)', '0')
+  .option('--json', 'one JSON object per line')
+  .action(async (opts: { storage: string, type?: string, resource?: string, since: string, limit: string, json?: boolean }) => {
+    const type: EventType | undefined = opts.type === undefined ? undefined : validateEventType(opts.type, '--type')
+    const resourceId = opts.resource === undefined ? undefined : validateId(opts.resource, '--resource')
+    const limit = parseCount(opts.limit, '--limit')
+    let since = parseCount(opts.since, '--since')
+    const reader = openReadOnly(opts.storage)
+    try {
+      let printed = 0
+      for (;;) {
+        const page = reader.page({ type, resourceId }, since, 1000)
+        for (const event of page.events) {
+          if (limit > 0 && printed >= limit) return
+          process.stdout.write((opts.json === true ? JSON.stringify(event) : formatEvent(event)) + '\n')
+          printed++
+        }
+        if (page.length < 1000) return
+        since = page[page.length - 1].cursor
+      }
+    } finally {
+      reader.close()
+    }
+  })
+
+program.command('reindex')
+  .description('rebuild crosscast.db from the logs (the database is a cache of them)')
+  .requiredOption('--storage <dir>', 'storage directory', '.crosscast')
+  .action(async (opts: { storage: string }) => {
+    const cc = await openOffline(opts.storage)
+    const tty = process.stderr.isTTY === true
+    const started = Date.now()
+    try {
+      await cc.reindex((done, total) => {
+        if (!tty) return
+        const width = 30
+        const filled = total === 0 ? width : Math.round((done / total) * width)
+        process.stderr.write(`\r[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total} blocks`)
+      })
+      if (tty) process.stderr.write('\n')
+      const status = cc.status()
+      process.stdout.write(`reindexed ${status.events.total} events from ${status.writers.length} logs in ${Date.now() - started} ms\n`)
+    } finally {
+      await cc.close()
+    }
+  })
+
+program.command('status')
+  .description('print peers, writers, lag and event counts of a storage directory')
+  .requiredOption('--storage <dir>', 'storage directory', '.crosscast')
+  .option('--json', 'print JSON')
+  .option('--watch [ms]', 'print again every ms (default 1000) until interrupted')
+  .action(async (opts: { storage: string, json?: boolean, watch?: string | boolean }) => {
+    const cc = await openOffline(opts.storage).catch((err: unknown) => {
+      if (isCrosscastError(err) && err.code === 'STORAGE_LOCKED') {
+        throw new CrosscastError('STORAGE_LOCKED', `${err.message}. A running node reports its status at GET /api/metrics of its gateway; \`crosscast events\` and \`crosscast tail\` read its database while it runs`, { field: 'storage' })
+      }
+      throw err
+    })
+    const print = (): void => {
+      const s = cc.status()
+      if (opts.json === true) {
+        process.stdout.write(JSON.stringify(s) + '\n')
+        return
+      }
+      const lines = [
+        `room ${s.room}  events ${s.events.total}  ${s.events.perSecond}/s  lag ${s.lag}  peers ${s.peers.length}  rejected peers ${s.rejected.peers} writers ${s.rejected.writers}`,
+        ...s.writers.map(w => `  ${w.local ? 'local ' : 'remote'} ${w.key.slice(0, 16)}  ${String(w.sessionId).padEnd(16)} ${String(w.agentId).padEnd(12)} length ${w.length} indexed ${w.indexed} lag ${w.lag}${w.skipped > 0 ? ` skipped ${w.skipped} (${w.lastError ?? ''})` : ''}`),
+        ...s.peers.map(p => `  peer ${p.remoteKey.slice(0, 16)} via ${p.transport} since ${new Date(p.since).toISOString()}`)
+      ]
+      process.stdout.write(lines.join('\n') + '\n')
+    }
+    if (opts.watch === undefined) {
+      print()
+      await cc.close()
+      return
+    }
+    const every = opts.watch === true ? 1000 : parseCount(opts.watch, '--watch')
+    const timer = setInterval(print, Math.max(100, every))
+    print()
+    await waitForSignal()
+    clearInterval(timer)
+    await cc.close()
+  })
+
+program.command('tail')
+  .description('follow the audit trail as events are projected (works beside a running `crosscast serve`)')
+  .requiredOption('--storage <dir>', 'storage directory', '.crosscast')
+  .option('--since <cursor>', 'replay from this cursor first (default: only new events)')
+  .option('--interval <ms>', 'how often to look for new events', '100')
+  .option('--json', 'one JSON object per line')
+  .action(async (opts: { storage: string, since?: string, interval: string, json?: boolean }) => {
+    const reader = openReadOnly(opts.storage)
+    let since = opts.since === undefined ? reader.lastCursor() : parseCount(opts.since, '--since')
+    const interval = Math.max(10, parseCount(opts.interval, '--interval'))
+    let stopped = false
+    waitForSignal().then(() => { stopped = true }).catch(() => {})
+    while (!stopped) {
+      const page = reader.page({}, since, 1000)
+      for (const event of page) process.stdout.write((opts.json === true ? JSON.stringify(event) : formatEvent(event)) + '\n')
+      if (page.length > 0) since = page[page.length - 1].cursor
+      else await new Promise(resolve => setTimeout(resolve, interval))
+    }
+    reader.close()
+  })
+
+registerServe(program)
+registerBootstrap(program)
+
+/** The database alone, read-only: usable while another process has the storage open. */
+function openReadOnly (storage: string): { page: (filter: { type?: EventType, resourceId?: string }, since: number, limit: number) => BroadcastEvent[], lastCursor: () => number, close: () => void } {
+  const path = join(storage, 'crosscast.db')
+  if (!existsSync(path)) throw new CrosscastError('NOT_FOUND', `${path} does not exist; is --storage the directory a crosscast node uses?`, { field: 'storage' })
+  const db = new BetterSqlite3(path, { readonly: true, fileMustExist: true })
+  const reader = new EventReader(db)
+  return {
+    page: (filter, since, limit) => {
+      const where: string[] = []
+      const params: unknown[] = []
+      if (filter.type !== undefined) { where.push('event_type = ?'); params.push(filter.type) }
+      if (filter.resourceId !== undefined) { where.push('resource_id = ?'); params.push(filter.resourceId) }
+      return reader.after(since, where.length === 0 ? '1' : where.join(' AND '), params, limit)
+    },
+    lastCursor: () => (db.prepare('SELECT coalesce(max(cursor), 0) AS c FROM broadcast_events').get() as { c: number }).c,
+    close: () => db.close()
+  }
+}
+
+function parseCount (value: string, flag: string): number {
+  const n = Number(value)
+  if (!Number.isSafeInteger(n) || n < 0) throw new CrosscastError('INVALID_OPTION', `${flag} must be a non-negative integer, got ${value}`, { field: flag })
+  return n
+}
+
+function waitForSignal (): Promise<void> {
+  return new Promise(resolve => {
+    process.once('SIGINT', () => resolve())
+    process.once('SIGTERM', () => resolve())
+  })
+}
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  if (isCrosscastError(err)) {
+    process.stderr.write(`crosscast: ${err.message} (${err.code})\n`)
+    process.exitCode = 2
+  } else {
+    process.stderr.write(`crosscast: ${(err as Error).stack ?? String(err)}\n`)
+    process.exitCode = 1
+  }
+})

@@ -1,0 +1,60 @@
+// The one error class of crosscast. Every failure a caller can act on carries a
+// code from this closed set; the gateway maps each code to an HTTP status, so a
+// new failure mode means a new row here, documented in README "Error codes".
+
+export const ERROR_CODES = {
+  INVALID_EVENT_TYPE: { status: 400, description: 'event_type is not one of the eight event types' },
+  INVALID_STATUS: { status: 400, description: 'status is not one of todo, in_progress, blocked, done' },
+  INVALID_LINK_TYPE: { status: 400, description: 'link_type is not one of depends_on, blocks, related' },
+  INVALID_ID: { status: 400, description: 'a resource id does not match its prefix and 8 hex digits (feat-, trk-, spk-)' },
+  MISSING_FIELD: { status: 400, description: 'a required field (a title, a comment text, ...) is absent or empty' },
+  INVALID_FIELD: { status: 400, description: 'a field has the wrong type, length or value' },
+  PAYLOAD_TOO_LARGE: { status: 413, description: 'an event payload or a request body is over the configured cap' },
+  INVALID_HEADER: { status: 400, description: 'a required header (X-Agent-ID, X-Session-ID) is missing or malformed' },
+  INVALID_CURSOR: { status: 400, description: 'a cursor is not a non-negative integer' },
+  INVALID_OPTION: { status: 400, description: 'an option passed to open(), a CLI flag or a query parameter is invalid' },
+  NOT_FOUND: { status: 404, description: 'the feature, track or spike does not exist (or was deleted)' },
+  UNAUTHORIZED: { status: 401, description: 'the gateway token is missing or wrong' },
+  STORAGE_LOCKED: { status: 409, description: 'another process has this storage directory open' },
+  CLOSED: { status: 503, description: 'the node is closing or closed' },
+  DECODE_FAILED: { status: 400, description: 'a block or frame could not be decoded; it came from an untrusted source' },
+  WRITE_FAILED: { status: 500, description: 'appending to the session log failed; nothing of that save was kept' },
+  INTERNAL: { status: 500, description: 'a bug in crosscast; please report it with the log' }
+} as const
+
+export type ErrorCode = keyof typeof ERROR_CODES
+
+export interface CrosscastErrorDetails {
+  field?: string
+  allowed?: readonly string[]
+  cause?: unknown
+}
+
+export class CrosscastError extends Error {
+  readonly code: ErrorCode
+  readonly field: string | undefined
+  readonly allowed: readonly string[] | undefined
+
+  constructor (code: ErrorCode, message: string, details: CrosscastErrorDetails = {}) {
+    super(message, details.cause === undefined ? undefined : { cause: details.cause })
+    this.name = 'CrosscastError'
+    this.code = code
+    this.field = details.field
+    this.allowed = details.allowed
+  }
+
+  get httpStatus (): number {
+    return ERROR_CODES[this.code].status
+  }
+
+  toJSON (): { code: ErrorCode, message: string, field?: string, allowed?: readonly string[] } {
+    const body: { code: ErrorCode, message: string, field?: string, allowed?: readonly string[] } = { code: this.code, message: this.message }
+    if (this.field !== undefined) body.field = this.field
+    if (this.allowed !== undefined) body.allowed = this.allowed
+    return body
+  }
+}
+
+export function isCrosscastError (err: unknown): err is CrosscastError {
+  return err instanceof CrosscastError
+}

@@ -1,0 +1,139 @@
+// A session's own append-only log with group commit. While one block is being
+// appended, every write that arrives joins the next block, so an idle session
+// pays one append per save (lowest latency) and a busy one pays one signature
+// and one replication round trip per hundreds of events.
+
+import type Hypercore from 'hypercore'
+import { encodeBlock } from '../events/codec.ts'
+import { eventIdOf } from '../events/ids.ts'
+import type { EventDraft, WireEvent, BroadcastEvent } from '../events/types.ts'
+import { CrosscastError } from '../errors.ts'
+
+export const DEFAULT_MAX_BLOCK_EVENTS = 512
+export const DEFAULT_MAX_BLOCK_BYTES = 64 * 1024
+
+/** Per-event bytes beyond the payload: type, flags, id, agent, clock, parent. */
+const EVENT_OVERHEAD_BYTES = 64
+
+export interface Stamp { hlc: number, parent: string | null }
+
+export interface SessionLogOptions {
+  sessionId: string
+  agentId: string
+  maxBlockEvents?: number
+  maxBlockBytes?: number
+  /** Gives each event its clock and causal parent, and records it as the resource's latest. */
+  stamp: (resourceId: string, eventId: string) => Stamp
+  /** Projects a freshly appended block; returns the events as stored. */
+  project: (seq: number, block: Buffer, events: WireEvent[]) => BroadcastEvent[]
+}
+
+interface Waiter { start: number, count: number, resolve: (events: BroadcastEvent[]) => void, reject: (err: Error) => void }
+
+interface Batch { seq: number, events: WireEvent[], bytes: number, waiters: Waiter[] }
+
+export class SessionLog {
+  readonly core: Hypercore
+  readonly sessionId: string
+  readonly agentId: string
+  private readonly opts: SessionLogOptions
+  private readonly maxEvents: number
+  private readonly maxBytes: number
+  private readonly queue: Batch[] = []
+  private open: Batch | null = null
+  private nextSeq = -1
+  private flushing = false
+  private idle: Promise<void> = Promise.resolve()
+  private markIdle: () => void = () => {}
+  blocksWritten = 0
+  eventsWritten = 0
+
+  constructor (core: Hypercore, opts: SessionLogOptions) {
+    this.core = core
+    this.opts = opts
+    this.sessionId = opts.sessionId
+    this.agentId = opts.agentId
+    this.maxEvents = opts.maxBlockEvents ?? DEFAULT_MAX_BLOCK_EVENTS
+    this.maxBytes = opts.maxBlockBytes ?? DEFAULT_MAX_BLOCK_BYTES
+  }
+
+  get key (): Buffer {
+    return this.core.key
+  }
+
+  /**
+   * Queues validated drafts as ONE unit: they land in the same block, in order.
+   * Positions, ids, clocks and parents are fixed now, synchronously, so two
+   * writes issued back to back chain correctly even when they share a block.
+   */
+  write (drafts: EventDraft[]): Promise<BroadcastEvent[]> {
+    if (this.core.closing !== null || this.core.closed) return Promise.reject(new CrosscastError('CLOSED', 'the session log is closed'))
+    if (this.nextSeq < 0) this.nextSeq = this.core.length
+    const bytes = drafts.reduce((n, d) => n + EVENT_OVERHEAD_BYTES + JSON.stringify(d.payload).length, 0)
+    let batch = this.open
+    if (batch === null || batch.events.length + drafts.length > this.maxEvents || (batch.bytes + bytes > this.maxBytes && batch.events.length > 0)) {
+      batch = { seq: this.nextSeq++, events: [], bytes: 0, waiters: [] }
+      this.open = batch
+      this.queue.push(batch)
+    }
+    const start = batch.events.length
+    for (let i = 0; i < drafts.length; i++) {
+      const draft = drafts[i]
+      const eventId = eventIdOf(this.core.key, batch.seq, start + i)
+      const { hlc, parent } = this.opts.stamp(draft.resource_id, eventId)
+      batch.events.push({ event_type: draft.event_type, resource_id: draft.resource_id, agent_id: draft.agent_id ?? this.agentId, hlc, parent, payload: draft.payload })
+    }
+    batch.bytes += bytes
+    const promise = new Promise<BroadcastEvent[]>((resolve, reject) => {
+      batch.waiters.push({ start, count: drafts.length, resolve, reject })
+    })
+    if (!this.flushing) {
+      this.flushing = true
+      this.idle = new Promise(resolve => { this.markIdle = resolve })
+      // A microtask lets every write issued in this tick join the first block.
+      queueMicrotask(() => { this.flush().catch(() => {}) })
+    }
+    return promise
+  }
+
+  /** Resolves when every queued write has been appended (or failed). */
+  drained (): Promise<void> {
+    return this.flushing ? this.idle : Promise.resolve()
+  }
+
+  private async flush (): Promise<void> {
+    try {
+      while (this.queue.length > 0) {
+        const batch = this.queue.shift() as Batch
+        if (batch === this.open) this.open = null
+        try {
+          const block = encodeBlock(this.sessionId, batch.events)
+          await this.core.append(block)
+          const projected = this.opts.project(batch.seq, block, batch.events)
+          this.blocksWritten++
+          this.eventsWritten += batch.events.length
+          for (const w of batch.waiters) w.resolve(projected.slice(w.start, w.start + w.count))
+        } catch (err) {
+          this.failAll(batch, err as Error)
+        }
+      }
+    } finally {
+      this.flushing = false
+      this.markIdle()
+    }
+  }
+
+  /**
+   * Later batches were numbered after the failed one, so none of them can be
+   * written at the positions their ids promise: fail them all and renumber.
+   */
+  private failAll (failed: Batch, cause: Error): void {
+    const batches = [failed, ...this.queue.splice(0)]
+    this.open = null
+    this.nextSeq = this.core.length
+    const err = cause instanceof CrosscastError
+      ? cause
+      : new CrosscastError(this.core.closing !== null || this.core.closed ? 'CLOSED' : 'WRITE_FAILED', `appending to the log of session ${this.sessionId} failed: ${cause.message}`, { cause })
+    for (const batch of batches) for (const w of batch.waiters) w.reject(err)
+  }
+}

@@ -1,0 +1,24 @@
+import { createHash } from 'node:crypto'
+import type { Database } from 'better-sqlite3'
+import { REPLICATED_TABLES } from './schema.ts'
+
+// Columns that are this node's own business: the local delivery order.
+const LOCAL_COLUMNS = new Set(['cursor'])
+
+/**
+ * A hash of everything peers must agree on: every replicated table, rows in a
+ * canonical order, local columns left out. Two converged peers, or a database
+ * and its reindex, hash the same.
+ */
+export function contentHash (db: Database): string {
+  const hash = createHash('sha256')
+  for (const table of REPLICATED_TABLES) {
+    const columns = (db.prepare(`PRAGMA table_info(${table})`).all() as Array<{ name: string }>)
+      .map(c => c.name)
+      .filter(c => !LOCAL_COLUMNS.has(c))
+    hash.update(`\u0000${table}\u0000`)
+    const stmt = db.prepare(`SELECT ${columns.join(', ')} FROM ${table} ORDER BY ${columns.join(', ')}`).raw(true)
+    for (const row of stmt.iterate() as Iterable<unknown[]>) hash.update(JSON.stringify(row) + '\n')
+  }
+  return hash.digest('hex')
+}

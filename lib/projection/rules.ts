@@ -1,0 +1,150 @@
+// Deterministic state rules. Every peer applies the same events in whatever
+// order they arrive and must end with identical rows, so each rule is a pure
+// function of the set of events: per-field last-writer-wins by (hlc, writer),
+// tombstones compared by clock, add-only sets keyed by event id, and conflicts
+// defined on pairs of events rather than on arrival order.
+
+import type { Database, Statement } from 'better-sqlite3'
+import type { BroadcastEvent, ResourceType } from '../events/types.ts'
+
+type Clock = [number, string] // [hlc, writer]
+type Clocks = Record<string, Clock>
+
+interface StateRow { clocks: string, created_hlc: number | null, last_write_hlc: number, [field: string]: unknown }
+
+const FIELDS: Record<ResourceType, readonly string[]> = {
+  feature: ['title', 'status', 'description', 'tags', 'priority', 'track_id'],
+  track: ['title', 'description'],
+  spike: ['title', 'findings']
+}
+const TABLE: Record<ResourceType, string> = { feature: 'features', track: 'tracks', spike: 'spikes' }
+
+export function newer (a: Clock, b: Clock | undefined): boolean {
+  if (b === undefined) return true
+  return a[0] !== b[0] ? a[0] > b[0] : a[1] > b[1]
+}
+
+/** The fields an event sets on its resource, with their stored (SQLite) values. */
+export function fieldWrites (event: Pick<BroadcastEvent, 'event_type' | 'payload'>): Record<string, unknown> | null {
+  const p = event.payload as unknown as Record<string, unknown>
+  switch (event.event_type) {
+    case 'feature_created':
+    case 'feature_updated':
+    case 'track_updated':
+    case 'spike_updated': {
+      const out: Record<string, unknown> = {}
+      for (const [k, v] of Object.entries(p)) out[k] = k === 'tags' ? JSON.stringify(v) : v
+      return out
+    }
+    case 'status_changed':
+      return { status: p.new_status }
+    default:
+      return null
+  }
+}
+
+export class StateRules {
+  private readonly select: Record<ResourceType, Statement>
+  private readonly upsert: Record<ResourceType, Statement>
+  private readonly tombstone: Statement
+  private readonly insertLink: Statement
+  private readonly insertComment: Statement
+  private readonly siblings: Statement
+  private readonly insertConflict: Statement
+
+  constructor (db: Database) {
+    this.select = {} as Record<ResourceType, Statement>
+    this.upsert = {} as Record<ResourceType, Statement>
+    for (const type of ['feature', 'track', 'spike'] as const) {
+      const cols = FIELDS[type]
+      const all = [...cols, 'created_at', 'created_by', 'created_hlc', 'updated_at', 'last_write_hlc', 'clocks']
+      this.select[type] = db.prepare(`SELECT ${all.join(', ')} FROM ${TABLE[type]} WHERE id = ?`)
+      this.upsert[type] = db.prepare(
+        `INSERT INTO ${TABLE[type]} (id, ${all.join(', ')}) VALUES (@id, ${all.map(c => '@' + c).join(', ')})
+         ON CONFLICT(id) DO UPDATE SET ${all.map(c => `${c} = excluded.${c}`).join(', ')}`
+      )
+    }
+    this.tombstone = db.prepare(
+      `INSERT INTO features (id, deleted_hlc) VALUES (?, ?)
+       ON CONFLICT(id) DO UPDATE SET deleted_hlc = max(coalesce(deleted_hlc, 0), excluded.deleted_hlc)`
+    )
+    this.insertLink = db.prepare('INSERT OR IGNORE INTO links (event_id, feature_id, linked_feature_id, link_type, agent_id, created_at, hlc) VALUES (?, ?, ?, ?, ?, ?, ?)')
+    this.insertComment = db.prepare('INSERT OR IGNORE INTO comments (event_id, resource_id, resource_type, comment_text, author, agent_id, session_id, created_at, hlc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)')
+    this.siblings = db.prepare('SELECT event_id, event_type, payload, hlc, writer FROM broadcast_events WHERE parent = ? AND resource_id = ? AND writer != ?')
+    this.insertConflict = db.prepare('INSERT OR IGNORE INTO conflicts (resource_id, field, event_a, value_a, event_b, value_b, winner) VALUES (?, ?, ?, ?, ?, ?, ?)')
+  }
+
+  apply (event: BroadcastEvent): void {
+    const p = event.payload as unknown as Record<string, unknown>
+    switch (event.event_type) {
+      case 'feature_deleted':
+        this.tombstone.run(event.resource_id, event.hlc)
+        return
+      case 'link_added':
+        this.insertLink.run(event.event_id, event.resource_id, p.linked_feature_id, p.link_type, event.agent_id, event.timestamp, event.hlc)
+        return
+      case 'comment_added':
+        this.insertComment.run(event.event_id, event.resource_id, event.resource_type, p.comment_text, p.author, event.agent_id, event.session_id, event.timestamp, event.hlc)
+        return
+      default: {
+        const writes = fieldWrites(event)
+        if (writes !== null) {
+          this.writeFields(event, writes)
+          if (event.parent !== null) this.detectConflicts(event, writes)
+        }
+      }
+    }
+  }
+
+  private writeFields (event: BroadcastEvent, writes: Record<string, unknown>): void {
+    const type = event.resource_type
+    const existing = this.select[type].get(event.resource_id) as StateRow | undefined
+    const row: Record<string, unknown> = existing === undefined
+      ? { created_at: null, created_by: null, created_hlc: null, updated_at: null, last_write_hlc: 0 }
+      : { ...existing }
+    for (const f of FIELDS[type]) if (!(f in row)) row[f] = null
+    const clocks: Clocks = existing === undefined ? {} : JSON.parse(existing.clocks)
+    const clock: Clock = [event.hlc, event.writer]
+    for (const [field, value] of Object.entries(writes)) {
+      if (newer(clock, clocks[field])) {
+        clocks[field] = clock
+        row[field] = value
+      }
+    }
+    // A track or spike comes into being with its first upsert; a feature with its create.
+    const creates = event.event_type !== 'feature_updated' && event.event_type !== 'status_changed'
+    if (creates && (row.created_hlc === null || event.hlc < (row.created_hlc as number))) {
+      row.created_hlc = event.hlc
+      row.created_at = event.timestamp
+      row.created_by = event.agent_id
+    }
+    if (event.hlc > (row.last_write_hlc as number)) {
+      row.last_write_hlc = event.hlc
+      row.updated_at = event.timestamp
+    }
+    row.clocks = JSON.stringify(clocks)
+    row.id = event.resource_id
+    this.upsert[type].run(row)
+  }
+
+  /**
+   * Two events from different writers with the same parent were written without
+   * seeing each other. Where both set a field to different values, the pair is
+   * recorded once, whichever arrived second finding the first.
+   */
+  private detectConflicts (event: BroadcastEvent, writes: Record<string, unknown>): void {
+    const rows = this.siblings.all(event.parent, event.resource_id, event.writer) as Array<{ event_id: string, event_type: BroadcastEvent['event_type'], payload: string, hlc: number, writer: string }>
+    for (const other of rows) {
+      const otherWrites = fieldWrites({ event_type: other.event_type, payload: JSON.parse(other.payload) })
+      if (otherWrites === null) continue
+      for (const [field, value] of Object.entries(writes)) {
+        if (!(field in otherWrites) || otherWrites[field] === value) continue
+        const mine: [string, unknown, Clock] = [event.event_id, value, [event.hlc, event.writer]]
+        const theirs: [string, unknown, Clock] = [other.event_id, otherWrites[field], [other.hlc, other.writer]]
+        const [a, b] = mine[0] < theirs[0] ? [mine, theirs] : [theirs, mine]
+        const winner = newer(a[2], b[2]) ? a[0] : b[0]
+        this.insertConflict.run(event.resource_id, field, a[0], JSON.stringify(a[1]), b[0], JSON.stringify(b[1]), winner)
+      }
+    }
+  }
+}

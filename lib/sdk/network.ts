@@ -1,0 +1,92 @@
+// Wires discovery (lib/net) to the room protocol (lib/replication) for one node:
+// every connection is authenticated against the room, then the corestore is
+// replicated on it and writer keys are exchanged.
+
+import { Discovery, type PeerConnection, type TransportName } from '../net/index.ts'
+import { RoomReplicator, type WriterDirectory, type WriterInfo } from '../replication/replicator.ts'
+import { deriveRoom } from '../replication/room.ts'
+import type { Logger } from '../logger.ts'
+import type { ResolvedOptions } from './options.ts'
+import type { KnownWriter } from './writers.ts'
+import type Corestore from 'corestore'
+
+export interface PeerStatus { remoteKey: string, transport: TransportName, since: number, authenticated: boolean }
+
+/** What the network needs from the node; Crosscast implements it. */
+export interface NetworkHost {
+  readonly _store: Corestore
+  listWriters (): KnownWriter[]
+  _addRemoteWriter (info: KnownWriter): Promise<boolean>
+}
+
+export class NodeNetwork {
+  private readonly host: NetworkHost
+  private readonly options: ResolvedOptions
+  private readonly logger: Logger
+  private discovery: Discovery | null = null
+  private replicator: RoomReplicator<PeerConnection> | null = null
+  rejectedPeers = 0
+
+  constructor (host: NetworkHost, options: ResolvedOptions, logger: Logger) {
+    this.host = host
+    this.options = options
+    this.logger = logger
+  }
+
+  /** Starts discovery in the background; resolves without waiting for any peer. */
+  async start (): Promise<void> {
+    const room = deriveRoom(this.options.room, this.options.secret)
+    // A stable Noise identity per storage lets peers dedupe connections across transports and restarts.
+    const keyPair = await this.host._store.createKeyPair('crosscast/noise')
+    const directory: WriterDirectory = {
+      store: this.host._store,
+      listWriters: () => this.host.listWriters().map(toWire),
+      addWriter: (info) => this.host._addRemoteWriter({ key: info.key.toString('hex'), sessionId: info.sessionId, agentId: info.agentId, local: false })
+    }
+    const replicator = new RoomReplicator<PeerConnection>({ directory, authKey: room.authKey, logger: this.logger })
+    replicator.on('rejected', (conn, reason) => {
+      this.rejectedPeers++
+      this.logger.warn({ remote: conn.remotePublicKey.toString('hex'), reason }, 'a peer failed the room handshake')
+    })
+    const discovery = new Discovery({
+      keyPair,
+      swarm: this.options.swarm,
+      bootstrap: this.options.bootstrap,
+      lan: this.options.lan,
+      logger: this.logger
+    })
+    discovery.on('connection', (conn: PeerConnection) => replicator.attach(conn))
+    this.discovery = discovery
+    this.replicator = replicator
+    discovery.join(room.topic)
+  }
+
+  announce (info: KnownWriter): void {
+    this.replicator?.announce(toWire(info))
+  }
+
+  /** @internal for tests and the in-memory transport */
+  get _discovery (): Discovery | null {
+    return this.discovery
+  }
+
+  peers (): PeerStatus[] {
+    if (this.discovery === null) return []
+    const room = this.replicator?.peers
+    return [...this.discovery.connections.entries()].map(([key, conn]) => ({
+      remoteKey: key,
+      transport: conn.transport,
+      since: conn.since,
+      authenticated: room?.get(key)?.authenticated === true
+    }))
+  }
+
+  async close (): Promise<void> {
+    await this.replicator?.close()
+    await this.discovery?.close()
+  }
+}
+
+function toWire (w: KnownWriter): WriterInfo {
+  return { key: Buffer.from(w.key, 'hex'), sessionId: w.sessionId, agentId: w.agentId }
+}

@@ -1,0 +1,109 @@
+import { CrosscastError } from '../errors.ts'
+import { validateLabel, DEFAULT_MAX_PAYLOAD_BYTES } from '../events/validate.ts'
+import { silentLogger, type Logger } from '../logger.ts'
+
+export type BootstrapNode = string | { host: string, port: number }
+
+export interface LanOptionsInput {
+  /** Network interface address to send and receive multicast on. */
+  interface?: string
+  [key: string]: unknown
+}
+
+export interface CrosscastOptions {
+  /** Directory holding the logs (corestore) and crosscast.db. */
+  storage: string
+  /** Room name: sessions in the same room (and with the same secret) sync with each other. */
+  room?: string
+  /** Optional room secret; peers without it never get past the room handshake. */
+  secret?: string
+  /** Name of the agent writing (claude, copilot, ...). */
+  agent?: string
+  /** This session's id; the same id reopens the same log. */
+  sessionId?: string
+  /** Discover peers over the Hyperswarm DHT (default true). */
+  swarm?: boolean
+  /** DHT bootstrap nodes ('host:port' or {host, port}); default: the public DHT. */
+  bootstrap?: BootstrapNode[]
+  /** Discover peers on the local network by mDNS (default true). */
+  lan?: boolean | LanOptionsInput
+  /** Only these writers' events are projected (hex public keys); others are ignored and reported. */
+  writers?: string[]
+  /** Cap on one event's payload, in bytes (default 64 KiB). */
+  maxPayloadBytes?: number
+  /** Group commit caps. */
+  maxBlockEvents?: number
+  maxBlockBytes?: number
+  logger?: Logger
+}
+
+export interface ResolvedOptions {
+  storage: string
+  room: string
+  secret: string | undefined
+  agent: string
+  sessionId: string
+  swarm: boolean
+  bootstrap: BootstrapNode[] | undefined
+  lan: boolean | LanOptionsInput
+  writers: string[] | undefined
+  maxPayloadBytes: number
+  maxBlockEvents: number | undefined
+  maxBlockBytes: number | undefined
+  logger: Logger
+}
+
+const KNOWN = ['storage', 'room', 'secret', 'agent', 'sessionId', 'swarm', 'bootstrap', 'lan', 'writers', 'maxPayloadBytes', 'maxBlockEvents', 'maxBlockBytes', 'logger']
+
+function bad (field: string, message: string): never {
+  throw new CrosscastError('INVALID_OPTION', `${field} ${message}`, { field })
+}
+
+function positiveInt (value: unknown, field: string, max: number): number | undefined {
+  if (value === undefined) return undefined
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > max) bad(field, `must be an integer from 1 to ${max}, got ${String(value)}`)
+  return value
+}
+
+export function resolveOptions (input: CrosscastOptions): ResolvedOptions {
+  if (input === null || typeof input !== 'object') bad('options', 'must be an object with at least { storage }')
+  for (const key of Object.keys(input)) {
+    if (!KNOWN.includes(key)) throw new CrosscastError('INVALID_OPTION', `unknown option ${key}; allowed: ${KNOWN.join(', ')}`, { field: key, allowed: KNOWN })
+  }
+  if (typeof input.storage !== 'string' || input.storage.length === 0) bad('storage', 'must be a directory path')
+  const room = input.room ?? 'default'
+  if (typeof room !== 'string' || room.length === 0 || room.length > 256) bad('room', 'must be a non-empty string of at most 256 characters')
+  if (input.secret !== undefined && (typeof input.secret !== 'string' || input.secret.length === 0)) bad('secret', 'must be a non-empty string when given')
+  for (const flag of ['swarm'] as const) {
+    if (input[flag] !== undefined && typeof input[flag] !== 'boolean') bad(flag, 'must be true or false')
+  }
+  if (input.lan !== undefined && typeof input.lan !== 'boolean' && (typeof input.lan !== 'object' || input.lan === null)) bad('lan', 'must be true, false or an options object')
+  if (input.bootstrap !== undefined && !Array.isArray(input.bootstrap)) bad('bootstrap', 'must be an array of "host:port" strings or { host, port } objects')
+  let writers: string[] | undefined
+  if (input.writers !== undefined) {
+    if (!Array.isArray(input.writers)) bad('writers', 'must be an array of 64-hex-digit writer keys')
+    writers = input.writers.map((w, i) => {
+      if (typeof w !== 'string' || !/^[0-9a-f]{64}$/i.test(w)) bad(`writers[${i}]`, `must be a 64-hex-digit writer key, got ${JSON.stringify(w)}`)
+      return w.toLowerCase()
+    })
+  }
+  const logger = input.logger ?? silentLogger
+  for (const level of ['debug', 'info', 'warn', 'error'] as const) {
+    if (typeof logger[level] !== 'function') bad('logger', `must be pino-shaped (missing ${level}())`)
+  }
+  return {
+    storage: input.storage,
+    room,
+    secret: input.secret,
+    agent: validateLabel(input.agent ?? 'agent', 'agent'),
+    sessionId: validateLabel(input.sessionId ?? 'default', 'sessionId'),
+    swarm: input.swarm ?? true,
+    bootstrap: input.bootstrap,
+    lan: input.lan ?? true,
+    writers,
+    maxPayloadBytes: positiveInt(input.maxPayloadBytes, 'maxPayloadBytes', 16 * 1024 * 1024) ?? DEFAULT_MAX_PAYLOAD_BYTES,
+    maxBlockEvents: positiveInt(input.maxBlockEvents, 'maxBlockEvents', 4096),
+    maxBlockBytes: positiveInt(input.maxBlockBytes, 'maxBlockBytes', 4 * 1024 * 1024),
+    logger
+  }
+}

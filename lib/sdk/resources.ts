@@ -1,0 +1,331 @@
+// The work-item API of the seed: builders that create, models that save only
+// what changed, and collections to get, list and delete. Every save turns into
+// one append (one block), so its events are atomic and travel together.
+
+import { CrosscastError } from '../errors.ts'
+import type { BroadcastEvent, EventDraft, LinkType, Priority, Status } from '../events/types.ts'
+import { newResourceId } from '../events/ids.ts'
+import { validateId, validateStatus } from '../events/validate.ts'
+import type { StateReader, FeatureRecord, TrackRecord, SpikeRecord, LinkRecord, CommentRecord } from './state.ts'
+
+export interface Writer {
+  readonly sessionId: string
+  readonly agent: string
+  readonly state: StateReader
+  append (drafts: EventDraft[]): Promise<BroadcastEvent[]>
+}
+
+function notFound (kind: string, id: string): CrosscastError {
+  return new CrosscastError('NOT_FOUND', `${kind} ${id} does not exist (or was deleted)`, { field: 'id' })
+}
+
+function commentDraft (writer: Writer, resourceId: string, text: string, author?: string): EventDraft {
+  return { event_type: 'comment_added', resource_id: resourceId, payload: { comment_text: text, author: author ?? writer.agent } }
+}
+
+export class Feature {
+  readonly id: string
+  title: string
+  status: Status
+  description: string | null
+  tags: string[]
+  priority: Priority | null
+  trackId: string | null
+  readonly createdAt: string
+  readonly createdBy: string
+  updatedAt: string
+  links: LinkRecord[]
+  /** The events the last save() wrote. */
+  lastEvents: BroadcastEvent[] = []
+  private saved: FeatureRecord
+  private pendingLinks: Array<{ linked_feature_id: string, link_type: LinkType }> = []
+  private readonly writer: Writer
+
+  constructor (writer: Writer, record: FeatureRecord) {
+    this.writer = writer
+    this.id = record.id
+    this.title = record.title
+    this.status = record.status
+    this.description = record.description
+    this.tags = [...record.tags]
+    this.priority = record.priority
+    this.trackId = record.track_id
+    this.createdAt = record.created_at
+    this.createdBy = record.created_by
+    this.updatedAt = record.updated_at
+    this.links = record.links
+    this.saved = record
+  }
+
+  blocks (featureId: string): this {
+    return this.link(featureId, 'blocks')
+  }
+
+  blockedBy (featureId: string): this {
+    return this.link(featureId, 'depends_on')
+  }
+
+  relatedTo (featureId: string): this {
+    return this.link(featureId, 'related')
+  }
+
+  link (featureId: string, type: LinkType): this {
+    this.pendingLinks.push({ linked_feature_id: validateId(featureId, 'linked_feature_id', 'feature'), link_type: type })
+    return this
+  }
+
+  /** Writes what changed since the last save: feature_updated, status_changed when the status moved, and queued links, in one block. */
+  async save (): Promise<this> {
+    const changes: Record<string, unknown> = {}
+    if (this.title !== this.saved.title) changes.title = this.title
+    if (this.status !== this.saved.status) changes.status = this.status
+    if (this.description !== this.saved.description && this.description !== null) changes.description = this.description
+    if (JSON.stringify(this.tags) !== JSON.stringify(this.saved.tags)) changes.tags = this.tags
+    if (this.priority !== this.saved.priority && this.priority !== null) changes.priority = this.priority
+    if (this.trackId !== this.saved.track_id && this.trackId !== null) changes.track_id = this.trackId
+    const drafts: EventDraft[] = []
+    if (Object.keys(changes).length > 0) drafts.push({ event_type: 'feature_updated', resource_id: this.id, payload: changes })
+    if (changes.status !== undefined) {
+      drafts.push({ event_type: 'status_changed', resource_id: this.id, payload: { old_status: this.saved.status, new_status: validateStatus(this.status, 'status') } })
+    }
+    for (const link of this.pendingLinks) drafts.push({ event_type: 'link_added', resource_id: this.id, payload: link })
+    if (drafts.length === 0) {
+      this.lastEvents = []
+      return this
+    }
+    this.lastEvents = await this.writer.append(drafts)
+    this.pendingLinks = []
+    this.refresh()
+    return this
+  }
+
+  async comment (text: string, opts: { author?: string } = {}): Promise<BroadcastEvent> {
+    const [event] = await this.writer.append([commentDraft(this.writer, this.id, text, opts.author)])
+    return event
+  }
+
+  comments (): CommentRecord[] {
+    return this.writer.state.comments(this.id)
+  }
+
+  /** Reloads from the projection (another session may have changed it). */
+  refresh (): this {
+    const record = this.writer.state.feature(this.id)
+    if (record === null) return this
+    this.saved = record
+    this.title = record.title
+    this.status = record.status
+    this.description = record.description
+    this.tags = [...record.tags]
+    this.priority = record.priority
+    this.trackId = record.track_id
+    this.updatedAt = record.updated_at
+    this.links = record.links
+    return this
+  }
+
+  toJSON (): FeatureRecord {
+    return { id: this.id, title: this.title, status: this.status, description: this.description, tags: this.tags, priority: this.priority, track_id: this.trackId, created_at: this.createdAt, created_by: this.createdBy, updated_at: this.updatedAt, links: this.links }
+  }
+}
+
+export class FeatureBuilder {
+  private readonly writer: Writer
+  private readonly payload: Record<string, unknown>
+  private readonly links: Array<{ linked_feature_id: string, link_type: LinkType }> = []
+  readonly id: string
+
+  constructor (writer: Writer, title: string, id?: string) {
+    this.writer = writer
+    this.id = id === undefined ? newResourceId('feature') : validateId(id, 'id', 'feature')
+    this.payload = { title, status: 'todo' }
+  }
+
+  setStatus (status: Status): this { this.payload.status = validateStatus(status); return this }
+  setDescription (description: string): this { this.payload.description = description; return this }
+  setTrack (trackId: string): this { this.payload.track_id = validateId(trackId, 'track_id', 'track'); return this }
+  setTags (tags: string[]): this { this.payload.tags = tags; return this }
+  setPriority (priority: Priority): this { this.payload.priority = priority; return this }
+  blocks (featureId: string): this { this.links.push({ linked_feature_id: validateId(featureId, 'linked_feature_id', 'feature'), link_type: 'blocks' }); return this }
+  blockedBy (featureId: string): this { this.links.push({ linked_feature_id: validateId(featureId, 'linked_feature_id', 'feature'), link_type: 'depends_on' }); return this }
+
+  /** Writes feature_created (and any queued links) in one block; resolves with the stored feature. */
+  async save (): Promise<Feature> {
+    const drafts: EventDraft[] = [{ event_type: 'feature_created', resource_id: this.id, payload: this.payload as never }]
+    for (const link of this.links) drafts.push({ event_type: 'link_added', resource_id: this.id, payload: link })
+    const events = await this.writer.append(drafts)
+    const record = this.writer.state.feature(this.id)
+    if (record === null) throw new CrosscastError('INTERNAL', `feature ${this.id} was written but is not in the projection`)
+    const feature = new Feature(this.writer, record)
+    feature.lastEvents = events
+    return feature
+  }
+}
+
+export class FeatureCollection {
+  private readonly writer: Writer
+  constructor (writer: Writer) { this.writer = writer }
+
+  /** Starts a new feature; pass `id` to choose it (feat- and 8 hex digits). */
+  create (title: string, opts: { id?: string } = {}): FeatureBuilder {
+    return new FeatureBuilder(this.writer, title, opts.id)
+  }
+
+  async get (id: string): Promise<Feature | null> {
+    const record = this.writer.state.feature(validateId(id, 'id', 'feature'))
+    return record === null ? null : new Feature(this.writer, record)
+  }
+
+  async list (query: { status?: Status, track?: string } = {}): Promise<Feature[]> {
+    return this.writer.state.features(query).map(record => new Feature(this.writer, record))
+  }
+
+  async delete (id: string): Promise<BroadcastEvent> {
+    validateId(id, 'id', 'feature')
+    if (this.writer.state.feature(id) === null) throw notFound('feature', id)
+    const [event] = await this.writer.append([{ event_type: 'feature_deleted', resource_id: id, payload: { feature_id: id } }])
+    return event
+  }
+}
+
+/** Tracks and spikes share one shape: a title and one text field, upserted whole or in part. */
+abstract class Item<R extends { id: string, title: string | null, created_at: string, created_by: string, updated_at: string }> {
+  readonly id: string
+  title: string | null
+  lastEvents: BroadcastEvent[] = []
+  protected saved: R
+  protected readonly writer: Writer
+
+  constructor (writer: Writer, record: R) {
+    this.writer = writer
+    this.id = record.id
+    this.title = record.title
+    this.saved = record
+  }
+
+  protected abstract changes (): Record<string, unknown>
+  protected abstract reload (): R | null
+  protected abstract readonly eventType: 'track_updated' | 'spike_updated'
+
+  async save (): Promise<this> {
+    const changes = this.changes()
+    if (Object.keys(changes).length === 0) {
+      this.lastEvents = []
+      return this
+    }
+    this.lastEvents = await this.writer.append([{ event_type: this.eventType, resource_id: this.id, payload: changes as never }])
+    this.saved = this.reload() ?? this.saved
+    return this
+  }
+
+  async comment (text: string, opts: { author?: string } = {}): Promise<BroadcastEvent> {
+    const [event] = await this.writer.append([commentDraft(this.writer, this.id, text, opts.author)])
+    return event
+  }
+
+  comments (): CommentRecord[] {
+    return this.writer.state.comments(this.id)
+  }
+}
+
+export class Track extends Item<TrackRecord> {
+  description: string | null
+  protected readonly eventType = 'track_updated' as const
+  constructor (writer: Writer, record: TrackRecord) {
+    super(writer, record)
+    this.description = record.description
+  }
+
+  protected changes (): Record<string, unknown> {
+    const out: Record<string, unknown> = {}
+    if (this.title !== this.saved.title && this.title !== null) out.title = this.title
+    if (this.description !== this.saved.description && this.description !== null) out.description = this.description
+    return out
+  }
+
+  protected reload (): TrackRecord | null { return this.writer.state.track(this.id) }
+  toJSON (): TrackRecord { return { ...this.saved, title: this.title, description: this.description } }
+}
+
+export class Spike extends Item<SpikeRecord> {
+  findings: string | null
+  protected readonly eventType = 'spike_updated' as const
+  constructor (writer: Writer, record: SpikeRecord) {
+    super(writer, record)
+    this.findings = record.findings
+  }
+
+  protected changes (): Record<string, unknown> {
+    const out: Record<string, unknown> = {}
+    if (this.title !== this.saved.title && this.title !== null) out.title = this.title
+    if (this.findings !== this.saved.findings && this.findings !== null) out.findings = this.findings
+    return out
+  }
+
+  protected reload (): SpikeRecord | null { return this.writer.state.spike(this.id) }
+  toJSON (): SpikeRecord { return { ...this.saved, title: this.title, findings: this.findings } }
+}
+
+class ItemBuilder<T> {
+  readonly id: string
+  protected readonly payload: Record<string, unknown>
+  private readonly writer: Writer
+  private readonly eventType: 'track_updated' | 'spike_updated'
+  private readonly load: (id: string) => T | null
+
+  constructor (writer: Writer, eventType: 'track_updated' | 'spike_updated', id: string, title: string, load: (id: string) => T | null) {
+    this.writer = writer
+    this.eventType = eventType
+    this.id = id
+    this.payload = { title }
+    this.load = load
+  }
+
+  async save (): Promise<T> {
+    const events = await this.writer.append([{ event_type: this.eventType, resource_id: this.id, payload: this.payload as never }])
+    const item = this.load(this.id)
+    if (item === null) throw new CrosscastError('INTERNAL', `${this.id} was written but is not in the projection`)
+    ;(item as { lastEvents: BroadcastEvent[] }).lastEvents = events
+    return item
+  }
+}
+
+export class TrackBuilder extends ItemBuilder<Track> {
+  setDescription (description: string): this { this.payload.description = description; return this }
+}
+
+export class SpikeBuilder extends ItemBuilder<Spike> {
+  setFindings (findings: string): this { this.payload.findings = findings; return this }
+}
+
+export class TrackCollection {
+  private readonly writer: Writer
+  constructor (writer: Writer) { this.writer = writer }
+  create (title: string, opts: { id?: string } = {}): TrackBuilder {
+    const id = opts.id === undefined ? newResourceId('track') : validateId(opts.id, 'id', 'track')
+    return new TrackBuilder(this.writer, 'track_updated', id, title, (i) => this.load(i))
+  }
+
+  async get (id: string): Promise<Track | null> { return this.load(validateId(id, 'id', 'track')) }
+  async list (): Promise<Track[]> { return this.writer.state.tracks().map(r => new Track(this.writer, r)) }
+  private load (id: string): Track | null {
+    const record = this.writer.state.track(id)
+    return record === null ? null : new Track(this.writer, record)
+  }
+}
+
+export class SpikeCollection {
+  private readonly writer: Writer
+  constructor (writer: Writer) { this.writer = writer }
+  create (title: string, opts: { id?: string } = {}): SpikeBuilder {
+    const id = opts.id === undefined ? newResourceId('spike') : validateId(opts.id, 'id', 'spike')
+    return new SpikeBuilder(this.writer, 'spike_updated', id, title, (i) => this.load(i))
+  }
+
+  async get (id: string): Promise<Spike | null> { return this.load(validateId(id, 'id', 'spike')) }
+  async list (): Promise<Spike[]> { return this.writer.state.spikes().map(r => new Spike(this.writer, r)) }
+  private load (id: string): Spike | null {
+    const record = this.writer.state.spike(id)
+    return record === null ? null : new Spike(this.writer, record)
+  }
+}

@@ -1,0 +1,114 @@
+// Reads of current state (features, tracks, spikes, links, comments, conflicts).
+
+import type { Database, Statement } from 'better-sqlite3'
+import type { LinkType, Priority, Status } from '../events/types.ts'
+import { CrosscastError } from '../errors.ts'
+import { validateId, validateStatus } from '../events/validate.ts'
+
+export interface LinkRecord { event_id: string, linked_feature_id: string, link_type: LinkType, agent_id: string, created_at: string }
+export interface CommentRecord { event_id: string, resource_id: string, comment_text: string, author: string, agent_id: string, session_id: string, created_at: string }
+
+export interface FeatureRecord {
+  id: string
+  title: string
+  status: Status
+  description: string | null
+  tags: string[]
+  priority: Priority | null
+  track_id: string | null
+  created_at: string
+  created_by: string
+  updated_at: string
+  links: LinkRecord[]
+}
+export interface TrackRecord { id: string, title: string | null, description: string | null, created_at: string, created_by: string, updated_at: string }
+export interface SpikeRecord { id: string, title: string | null, findings: string | null, created_at: string, created_by: string, updated_at: string }
+export interface ConflictRecord { resource_id: string, field: string, event_a: string, value_a: unknown, event_b: string, value_b: unknown, winner: string }
+
+const VISIBLE_FEATURE = 'created_hlc IS NOT NULL AND (deleted_hlc IS NULL OR deleted_hlc < last_write_hlc)'
+const FEATURE_COLUMNS = 'id, title, status, description, tags, priority, track_id, created_at, created_by, updated_at'
+
+export class StateReader {
+  private readonly db: Database
+  private readonly featureById: Statement
+  private readonly linksOf: Statement
+  private readonly trackById: Statement
+  private readonly spikeById: Statement
+  private readonly trackOfFeature: Statement
+
+  constructor (db: Database) {
+    this.db = db
+    this.featureById = db.prepare(`SELECT ${FEATURE_COLUMNS} FROM features WHERE id = ? AND ${VISIBLE_FEATURE}`)
+    this.linksOf = db.prepare('SELECT event_id, linked_feature_id, link_type, agent_id, created_at FROM links WHERE feature_id = ? ORDER BY hlc, event_id')
+    this.trackById = db.prepare('SELECT id, title, description, created_at, created_by, updated_at FROM tracks WHERE id = ? AND created_hlc IS NOT NULL')
+    this.spikeById = db.prepare('SELECT id, title, findings, created_at, created_by, updated_at FROM spikes WHERE id = ? AND created_hlc IS NOT NULL')
+    this.trackOfFeature = db.prepare('SELECT track_id FROM features WHERE id = ?')
+  }
+
+  feature (id: string): FeatureRecord | null {
+    const row = this.featureById.get(id) as Record<string, unknown> | undefined
+    return row === undefined ? null : this.toFeature(row)
+  }
+
+  features (query: { status?: string, track?: string } = {}): FeatureRecord[] {
+    const where = [VISIBLE_FEATURE]
+    const params: unknown[] = []
+    if (query.status !== undefined) {
+      where.push('status = ?')
+      params.push(validateStatus(query.status, 'status'))
+    }
+    if (query.track !== undefined) {
+      where.push('track_id = ?')
+      params.push(validateId(query.track, 'track', 'track'))
+    }
+    const rows = this.db.prepare(`SELECT ${FEATURE_COLUMNS} FROM features WHERE ${where.join(' AND ')} ORDER BY created_hlc, id`).all(...params) as Array<Record<string, unknown>>
+    return rows.map(row => this.toFeature(row))
+  }
+
+  track (id: string): TrackRecord | null {
+    return (this.trackById.get(id) as TrackRecord | undefined) ?? null
+  }
+
+  tracks (): TrackRecord[] {
+    return this.db.prepare('SELECT id, title, description, created_at, created_by, updated_at FROM tracks WHERE created_hlc IS NOT NULL ORDER BY created_hlc, id').all() as TrackRecord[]
+  }
+
+  spike (id: string): SpikeRecord | null {
+    return (this.spikeById.get(id) as SpikeRecord | undefined) ?? null
+  }
+
+  spikes (): SpikeRecord[] {
+    return this.db.prepare('SELECT id, title, findings, created_at, created_by, updated_at FROM spikes WHERE created_hlc IS NOT NULL ORDER BY created_hlc, id').all() as SpikeRecord[]
+  }
+
+  comments (resourceId: string): CommentRecord[] {
+    return this.db.prepare('SELECT event_id, resource_id, comment_text, author, agent_id, session_id, created_at FROM comments WHERE resource_id = ? ORDER BY hlc, event_id').all(resourceId) as CommentRecord[]
+  }
+
+  conflicts (resourceId?: string): ConflictRecord[] {
+    const rows = (resourceId === undefined
+      ? this.db.prepare('SELECT * FROM conflicts ORDER BY resource_id, field, event_a').all()
+      : this.db.prepare('SELECT * FROM conflicts WHERE resource_id = ? ORDER BY field, event_a').all(resourceId)) as Array<Record<string, unknown>>
+    return rows.map(r => ({ ...(r as unknown as ConflictRecord), value_a: JSON.parse(r.value_a as string), value_b: JSON.parse(r.value_b as string) }))
+  }
+
+  trackOf (featureId: string): string | null {
+    const row = this.trackOfFeature.get(featureId) as { track_id: string | null } | undefined
+    return row?.track_id ?? null
+  }
+
+  exists (id: string): boolean {
+    if (id.startsWith('feat-')) return this.feature(id) !== null
+    if (id.startsWith('trk-')) return this.track(id) !== null
+    if (id.startsWith('spk-')) return this.spike(id) !== null
+    throw new CrosscastError('INVALID_ID', `${id} is not a resource id`, { field: 'id' })
+  }
+
+  private toFeature (row: Record<string, unknown>): FeatureRecord {
+    return {
+      ...(row as unknown as FeatureRecord),
+      tags: row.tags === null ? [] : JSON.parse(row.tags as string),
+      links: this.linksOf.all(row.id) as LinkRecord[]
+    }
+  }
+}
