@@ -8,6 +8,7 @@ import { EVENT_TYPES, type BroadcastEvent, type EventType } from '../events/type
 import { validateEventType, validateId } from '../events/validate.ts'
 import { registerBootstrap } from './bootstrap.ts'
 import { EventReader } from '../projection/queries.ts'
+import { WriterFile } from '../sdk/writers.ts'
 import BetterSqlite3 from 'better-sqlite3'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
@@ -19,9 +20,14 @@ program
   .description('Local-first, peer-to-peer sync of features, tracks and spikes between agent sessions')
   .showHelpAfterError()
 
-/** Opens a storage directory offline: these commands read and rebuild, they do not sync. */
+/**
+ * Opens a storage directory offline: these commands read and rebuild, they do
+ * not sync. It reuses a session that already lives there, so inspecting a
+ * storage does not add a log to it.
+ */
 async function openOffline (storage: string): Promise<Crosscast> {
-  return await Crosscast.open({ storage, sessionId: 'cli', agent: 'cli', swarm: false, lan: false })
+  const existing = (await new WriterFile(storage).read()).find(w => w.local)
+  return await Crosscast.open({ storage, sessionId: existing?.sessionId ?? 'cli', agent: existing?.agentId ?? 'cli', swarm: false, lan: false })
 }
 
 function formatEvent (e: BroadcastEvent): string {
@@ -46,7 +52,7 @@ program.command('events')
       let printed = 0
       for (;;) {
         const page = reader.page({ type, resourceId }, since, 1000)
-        for (const event of page.events) {
+        for (const event of page) {
           if (limit > 0 && printed >= limit) return
           process.stdout.write((opts.json === true ? JSON.stringify(event) : formatEvent(event)) + '\n')
           printed++
@@ -75,7 +81,8 @@ program.command('reindex')
       })
       if (tty) process.stderr.write('\n')
       const status = cc.status()
-      process.stdout.write(`reindexed ${status.events.total} events from ${status.writers.length} logs in ${Date.now() - started} ms\n`)
+      const logs = status.writers.length
+      process.stdout.write(`reindexed ${status.events.total} events from ${logs} log${logs === 1 ? '' : 's'} in ${Date.now() - started} ms\n`)
     } finally {
       await cc.close()
     }
@@ -111,7 +118,7 @@ program.command('status')
       await cc.close()
       return
     }
-    const every = opts.watch === true ? 1000 : parseCount(opts.watch, '--watch')
+    const every = typeof opts.watch === 'string' ? parseCount(opts.watch, '--watch') : 1000
     const timer = setInterval(print, Math.max(100, every))
     print()
     await waitForSignal()

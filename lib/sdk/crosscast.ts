@@ -171,8 +171,9 @@ export class Crosscast extends EventEmitter implements Writer {
   private async init (): Promise<void> {
     const known = await this.writerFile.read()
     for (const writer of known) {
-      if (writer.local) continue
-      await this.openRemote(writer, false)
+      // Every log stays open: reindex replays them, and peers may fetch any of them from us.
+      if (writer.local) await this.session({ sessionId: writer.sessionId, agent: writer.agentId })
+      else await this.openRemote(writer, false)
     }
     this.defaultSession = await this.session({ sessionId: this.options.sessionId, agent: this.options.agent })
     // Catch up what earlier runs left unprojected (a crash between append and commit).

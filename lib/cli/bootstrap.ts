@@ -1,0 +1,35 @@
+// `crosscast bootstrap`: runs a DHT bootstrap node until SIGINT/SIGTERM, for
+// networks that cannot reach (or should not use) the public bootstrap.
+import type { Command } from 'commander'
+import { CrosscastError } from '../errors.ts'
+import { startBootstrapper } from '../net/bootstrap.ts'
+
+const DEFAULT_PORT = 49737
+
+export function registerBootstrap (program: Command): Command {
+  return program
+    .command('bootstrap')
+    .description('run a DHT bootstrap node; peers pass its address as --bootstrap')
+    .requiredOption('--host <host>', 'IPv4 address peers will reach this node at (not 0.0.0.0)')
+    .option('--port <port>', 'UDP port', String(DEFAULT_PORT))
+    .action(async (opts: { host: string, port: string }) => {
+      const port = Number(opts.port)
+      if (!/^\d+$/.test(opts.port)) {
+        throw new CrosscastError('INVALID_OPTION', '--port must be an integer from 1 to 65535', { field: 'port' })
+      }
+      const node = await startBootstrapper({ host: opts.host, port })
+      process.stdout.write(`bootstrap node listening on ${node.bootstrap}\n`)
+      process.stdout.write(`peers use: --bootstrap ${node.bootstrap}\n`)
+      await new Promise<void>((resolve) => {
+        const stop = (): void => {
+          process.removeListener('SIGINT', stop)
+          process.removeListener('SIGTERM', stop)
+          resolve()
+        }
+        process.once('SIGINT', stop)
+        process.once('SIGTERM', stop)
+      })
+      await node.close()
+      process.stdout.write('bootstrap node stopped\n')
+    })
+}

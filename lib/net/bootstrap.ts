@@ -1,0 +1,46 @@
+// A DHT bootstrap node, for a LAN or lab where the public bootstrap is out of
+// reach: peers pass its address as `bootstrap` and find each other through it.
+import { isIP } from 'node:net'
+import HyperDHT from 'hyperdht'
+import { CrosscastError } from '../errors.ts'
+import { silentLogger, type Logger } from '../logger.ts'
+import { formatAddress, type BootstrapAddress } from './options.ts'
+
+export interface Bootstrapper {
+  // What peers pass as `bootstrap` ('host:port').
+  readonly address: BootstrapAddress
+  readonly bootstrap: string
+  close (): Promise<void>
+}
+
+export async function startBootstrapper (opts: { host: string, port: number, logger?: Logger }): Promise<Bootstrapper> {
+  const { host, port } = opts
+  const logger = opts.logger ?? silentLogger
+  // The node announces this address to others, so it must be a concrete IPv4 one.
+  if (typeof host !== 'string' || isIP(host) !== 4 || host === '0.0.0.0') {
+    throw new CrosscastError('INVALID_OPTION', 'host must be the IPv4 address peers will reach (not 0.0.0.0)', { field: 'host' })
+  }
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new CrosscastError('INVALID_OPTION', 'port must be an integer from 1 to 65535', { field: 'port' })
+  }
+  const node = HyperDHT.bootstrapper(port, host, { host })
+  node.on('error', (err: Error) => logger.warn({ err }, 'bootstrap node error'))
+  try {
+    await node.ready()
+  } catch (err) {
+    await node.destroy().catch(() => {})
+    throw new CrosscastError('INVALID_OPTION', `could not bind the bootstrap node to ${host}:${port}: ${(err as Error).message}`, { field: 'port', cause: err })
+  }
+  const bound = node.address()
+  const address = { host, port: bound.port }
+  logger.info({ address }, 'bootstrap node listening')
+  let closing: Promise<void> | null = null
+  return {
+    address,
+    bootstrap: formatAddress(address),
+    close: () => {
+      if (closing === null) closing = node.destroy()
+      return closing
+    }
+  }
+}

@@ -1,0 +1,224 @@
+// Peer discovery. Every transport (Hyperswarm over the DHT, mDNS + TCP on the
+// LAN, an in-process link for tests) yields the same Noise secret stream; this
+// class keeps at most one live connection per remote key across all of them.
+import { EventEmitter } from 'node:events'
+import type NoiseSecretStream from '@hyperswarm/secret-stream'
+import type Hyperswarm from 'hyperswarm'
+import { CrosscastError } from '../errors.ts'
+import { silentLogger, childLogger, type Logger } from '../logger.ts'
+import { prefers, type Candidate } from './dedupe.ts'
+import { parseBootstrap } from './options.ts'
+import { SwarmTransport } from './swarm.ts'
+import { LanTransport } from './lan.ts'
+import type { DiscoveryOptions, KeyPair, LanOptions, PeerConnection, TransportName } from './types.ts'
+
+export type { DiscoveryOptions, KeyPair, LanOptions, PeerConnection, TransportName } from './types.ts'
+export { parseBootstrap, isLoopbackHost, formatAddress, type BootstrapAddress } from './options.ts'
+export { connectInMemory, type MemoryLink } from './memory.ts'
+export { lanServiceName } from './lan.ts'
+export { prefers } from './dedupe.ts'
+
+interface Tracked {
+  conn: PeerConnection
+  candidate: Candidate
+}
+
+export class Discovery extends EventEmitter {
+  readonly keyPair: KeyPair
+  private readonly logger: Logger
+  private readonly live = new Map<string, Tracked>()
+  private readonly conns = new Map<string, PeerConnection>()
+  private readonly byStream = new Map<NoiseSecretStream, Tracked>()
+  // Every stream handed to us, open or not, so close() can end them all.
+  private readonly streams = new Set<NoiseSecretStream>()
+  private readonly swarmTransport: SwarmTransport | null
+  private readonly lanTransport: LanTransport | null
+  private closing: Promise<void> | null = null
+
+  constructor (opts: DiscoveryOptions) {
+    super()
+    if (opts === null || typeof opts !== 'object') {
+      throw new CrosscastError('INVALID_OPTION', 'Discovery needs an options object with a keyPair', { field: 'keyPair' })
+    }
+    this.keyPair = checkKeyPair(opts.keyPair)
+    this.logger = childLogger(opts.logger ?? silentLogger, { component: 'net' })
+    const bootstrap = opts.bootstrap === undefined ? undefined : parseBootstrap(opts.bootstrap)
+    const lan = checkLan(opts.lan)
+
+    this.swarmTransport = opts.swarm === false
+      ? null
+      : new SwarmTransport({
+        keyPair: this.keyPair,
+        bootstrap,
+        logger: this.logger,
+        onstream: (stream) => this.attach(stream, 'swarm'),
+        hasPeers: () => this.live.size > 0
+      })
+    this.lanTransport = lan === null
+      ? null
+      : new LanTransport({
+        keyPair: this.keyPair,
+        options: lan,
+        logger: this.logger,
+        onstream: (stream) => this.attach(stream, 'lan'),
+        isConnected: (remoteKeyHex) => this.live.has(remoteKeyHex),
+        hasPeers: () => this.live.size > 0
+      })
+  }
+
+  get publicKey (): Buffer {
+    return this.keyPair.publicKey
+  }
+
+  get connections (): ReadonlyMap<string, PeerConnection> {
+    return this.conns
+  }
+
+  get closed (): boolean {
+    return this.closing !== null
+  }
+
+  // The underlying Hyperswarm, for diagnostics and tests; null with swarm: false.
+  get swarm (): Hyperswarm | null {
+    return this.swarmTransport?.swarm ?? null
+  }
+
+  join (topic: Buffer): void {
+    checkTopic(topic)
+    if (this.closing !== null) throw new CrosscastError('CLOSED', 'discovery is closed')
+    this.swarmTransport?.join(topic)
+    this.lanTransport?.join(topic)
+  }
+
+  async leave (topic: Buffer): Promise<void> {
+    checkTopic(topic)
+    await Promise.all([this.swarmTransport?.leave(topic), this.lanTransport?.leave(topic)])
+  }
+
+  // Hands an already-built secret stream (open or still handshaking) to the
+  // deduper. Every transport goes through here; tests use it to force duplicates.
+  attach (stream: NoiseSecretStream, transport: TransportName): void {
+    stream.on('error', (err: Error) => this.logger.debug({ err, transport }, 'connection error'))
+    if (this.closing !== null) {
+      stream.destroy()
+      return
+    }
+    this.streams.add(stream)
+    stream.once('close', () => this.onclose(stream))
+    stream.opened.then((opened) => {
+      if (opened) this.onopen(stream, transport)
+    }).catch((err: unknown) => this.logger.error({ err }, 'a connection listener threw'))
+  }
+
+  private onopen (stream: NoiseSecretStream, transport: TransportName): void {
+    const remotePublicKey = stream.remotePublicKey
+    const handshakeHash = stream.handshakeHash
+    if (this.closing !== null || stream.destroyed || remotePublicKey === null || handshakeHash === null) return
+    if (remotePublicKey.equals(this.keyPair.publicKey)) {
+      this.logger.debug({ transport }, 'dropping a connection to ourselves')
+      stream.destroy()
+      return
+    }
+    const key = remotePublicKey.toString('hex')
+    const tracked: Tracked = {
+      conn: { stream, remotePublicKey, transport, isInitiator: stream.isInitiator, since: Date.now() },
+      candidate: { transport, initiatorKey: stream.isInitiator ? this.keyPair.publicKey : remotePublicKey, handshakeHash }
+    }
+    const incumbent = this.live.get(key)
+    if (incumbent !== undefined) {
+      if (!prefers(tracked.candidate, incumbent.candidate)) {
+        this.logger.debug({ remote: key, transport, kept: incumbent.conn.transport }, 'duplicate connection dropped')
+        stream.destroy()
+        return
+      }
+      this.logger.debug({ remote: key, transport, replaced: incumbent.conn.transport }, 'duplicate connection replaces the current one')
+      this.forget(incumbent)
+      incumbent.conn.stream.destroy()
+    }
+    this.live.set(key, tracked)
+    this.conns.set(key, tracked.conn)
+    this.byStream.set(stream, tracked)
+    this.logger.info({ remote: key, transport, initiator: stream.isInitiator }, 'peer connected')
+    this.emit('connection', tracked.conn)
+  }
+
+  private onclose (stream: NoiseSecretStream): void {
+    this.streams.delete(stream)
+    const tracked = this.byStream.get(stream)
+    if (tracked === undefined) return
+    this.forget(tracked)
+    if (this.closing === null) this.lanTransport?.onDisconnect()
+  }
+
+  private forget (tracked: Tracked): void {
+    this.byStream.delete(tracked.conn.stream)
+    const key = tracked.conn.remotePublicKey.toString('hex')
+    if (this.live.get(key) !== tracked) return
+    this.live.delete(key)
+    this.conns.delete(key)
+    this.logger.info({ remote: key, transport: tracked.conn.transport }, 'peer disconnected')
+    this.emit('disconnection', tracked.conn)
+  }
+
+  close (): Promise<void> {
+    if (this.closing === null) this.closing = this.shutdown()
+    return this.closing
+  }
+
+  private async shutdown (): Promise<void> {
+    const ending = [...this.streams].map((stream) => new Promise<void>((resolve) => {
+      if (stream.destroyed) resolve()
+      else stream.once('close', () => resolve())
+      stream.destroy()
+    }))
+    await Promise.all(ending)
+    const stopping = [this.swarmTransport?.close(), this.lanTransport?.close()]
+    const results = await Promise.allSettled(stopping)
+    for (const result of results) {
+      if (result.status === 'rejected') this.logger.warn({ err: result.reason }, 'transport did not close cleanly')
+    }
+  }
+}
+
+function checkKeyPair (keyPair: unknown): KeyPair {
+  const pair = keyPair as Partial<KeyPair> | null | undefined
+  if (pair === null || typeof pair !== 'object' || !Buffer.isBuffer(pair.publicKey) || pair.publicKey.length !== 32 ||
+    !Buffer.isBuffer(pair.secretKey) || pair.secretKey.length !== 64) {
+    throw new CrosscastError('INVALID_OPTION', 'keyPair must be { publicKey: 32-byte Buffer, secretKey: 64-byte Buffer }', { field: 'keyPair' })
+  }
+  return { publicKey: pair.publicKey, secretKey: pair.secretKey }
+}
+
+function checkTopic (topic: unknown): void {
+  if (!Buffer.isBuffer(topic) || topic.length !== 32) {
+    throw new CrosscastError('INVALID_OPTION', 'topic must be a 32-byte Buffer', { field: 'topic' })
+  }
+}
+
+function checkLan (lan: unknown): LanOptions | null {
+  if (lan === undefined || lan === true) return {}
+  if (lan === false) return null
+  if (lan === null || typeof lan !== 'object') {
+    throw new CrosscastError('INVALID_OPTION', 'lan must be a boolean or an options object', { field: 'lan' })
+  }
+  const opts = lan as Record<string, unknown>
+  for (const name of ['mdnsPort', 'port']) {
+    const value = opts[name]
+    if (value !== undefined && (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > 65535)) {
+      throw new CrosscastError('INVALID_OPTION', `lan.${name} must be a port number`, { field: `lan.${name}` })
+    }
+  }
+  for (const name of ['queryInterval', 'idleQueryInterval', 'keepAlive', 'timeout']) {
+    const value = opts[name]
+    if (value !== undefined && (typeof value !== 'number' || !Number.isFinite(value) || value <= 0)) {
+      throw new CrosscastError('INVALID_OPTION', `lan.${name} must be a positive number of milliseconds`, { field: `lan.${name}` })
+    }
+  }
+  for (const name of ['interface', 'bind', 'host', 'mdnsGroup']) {
+    const value = opts[name]
+    if (value !== undefined && (typeof value !== 'string' || value.length === 0)) {
+      throw new CrosscastError('INVALID_OPTION', `lan.${name} must be a non-empty address string`, { field: `lan.${name}` })
+    }
+  }
+  return opts as LanOptions
+}

@@ -1,0 +1,82 @@
+// Hyperswarm over the DHT. Every connection it opens is handed to the Discovery,
+// which owns dedupe and lifecycle; this module only finds peers.
+import Hyperswarm from 'hyperswarm'
+import type { PeerDiscoverySession } from 'hyperswarm'
+import HyperDHT from 'hyperdht'
+import type NoiseSecretStream from '@hyperswarm/secret-stream'
+import type { Logger } from '../logger.ts'
+import type { KeyPair } from './types.ts'
+import { isLoopbackHost, type BootstrapAddress } from './options.ts'
+
+// Two peers announcing a fresh topic at the same instant can each look up before
+// the other's announce lands; these early refreshes close that window.
+const EARLY_REFRESHES_MS = [1000, 3000]
+const LONELY_REFRESH_MS = 5000
+
+interface Joined {
+  session: PeerDiscoverySession
+  timers: NodeJS.Timeout[]
+}
+
+export interface SwarmTransportOptions {
+  keyPair: KeyPair
+  bootstrap: BootstrapAddress[] | undefined
+  logger: Logger
+  onstream: (stream: NoiseSecretStream) => void
+  hasPeers: () => boolean
+}
+
+export class SwarmTransport {
+  readonly swarm: Hyperswarm
+  private readonly logger: Logger
+  private readonly hasPeers: () => boolean
+  private readonly joined = new Map<string, Joined>()
+
+  constructor (opts: SwarmTransportOptions) {
+    this.logger = opts.logger
+    this.hasPeers = opts.hasPeers
+    const loopbackOnly = opts.bootstrap !== undefined && opts.bootstrap.every((node) => isLoopbackHost(node.host))
+    // A DHT on 0.0.0.0 was seen not to deliver server-side connections when the
+    // whole network is loopback; binding 127.0.0.1 fixes it.
+    const dht = new HyperDHT({
+      keyPair: opts.keyPair,
+      ...(opts.bootstrap !== undefined ? { bootstrap: opts.bootstrap } : {}),
+      ...(loopbackOnly ? { host: '127.0.0.1', port: 0 } : {})
+    })
+    dht.on('error', (err: Error) => this.logger.warn({ err }, 'dht error'))
+    this.swarm = new Hyperswarm({ keyPair: opts.keyPair, dht })
+    this.swarm.on('error', (err: Error) => this.logger.warn({ err }, 'swarm error'))
+    this.swarm.on('connection', (stream) => opts.onstream(stream))
+  }
+
+  join (topic: Buffer): void {
+    const id = topic.toString('hex')
+    if (this.joined.has(id)) return
+    const session = this.swarm.join(topic, { client: true, server: true })
+    const refresh = (): void => {
+      if (this.swarm.destroyed) return
+      session.refresh().catch((err: unknown) => this.logger.debug({ err, topic: id }, 'swarm refresh failed'))
+    }
+    const timers = EARLY_REFRESHES_MS.map((ms) => setTimeout(refresh, ms))
+    timers.push(setInterval(() => { if (!this.hasPeers()) refresh() }, LONELY_REFRESH_MS))
+    for (const timer of timers) timer.unref()
+    this.joined.set(id, { session, timers })
+  }
+
+  async leave (topic: Buffer): Promise<void> {
+    const id = topic.toString('hex')
+    const joined = this.joined.get(id)
+    if (joined === undefined) return
+    this.joined.delete(id)
+    for (const timer of joined.timers) clearTimeout(timer)
+    await this.swarm.leave(topic).catch((err: unknown) => this.logger.debug({ err, topic: id }, 'swarm leave failed'))
+  }
+
+  async close (): Promise<void> {
+    for (const joined of this.joined.values()) {
+      for (const timer of joined.timers) clearTimeout(timer)
+    }
+    this.joined.clear()
+    await this.swarm.destroy()
+  }
+}

@@ -1,0 +1,45 @@
+// Only the parts of hyperdht 6 that crosscast calls.
+declare module 'hyperdht' {
+  import { EventEmitter } from 'node:events'
+  import type NoiseSecretStream from '@hyperswarm/secret-stream'
+
+  export interface KeyPair { publicKey: Buffer, secretKey: Buffer }
+  export interface NodeAddress { host: string, port: number }
+  export interface HyperDHTOptions {
+    bootstrap?: Array<string | NodeAddress> | false
+    host?: string
+    port?: number
+    anyPort?: boolean
+    ephemeral?: boolean
+    firewalled?: boolean
+    keyPair?: KeyPair
+  }
+
+  export default class HyperDHT extends EventEmitter {
+    constructor (opts?: HyperDHTOptions)
+    readonly destroyed: boolean
+    readonly bootstrapped: boolean
+    readonly firewalled: boolean
+    readonly ephemeral: boolean
+    ready (): Promise<void>
+    fullyBootstrapped (): Promise<void>
+    address (): { host: string, family: number, port: number }
+    connect (remotePublicKey: Buffer, opts?: { keyPair?: KeyPair }): NoiseSecretStream
+    destroy (opts?: { force?: boolean }): Promise<void>
+    static keyPair (seed?: Buffer): KeyPair
+    static bootstrapper (port: number, host: string, opts?: HyperDHTOptions): HyperDHT
+  }
+}
+
+declare module 'hyperdht/testnet' {
+  import type HyperDHT from 'hyperdht'
+  import type { NodeAddress, HyperDHTOptions } from 'hyperdht'
+
+  export interface Testnet {
+    nodes: HyperDHT[]
+    bootstrap: NodeAddress[]
+    createNode (opts?: HyperDHTOptions): HyperDHT
+    destroy (): Promise<void>
+  }
+  export default function createTestnet (size?: number, opts?: { host?: string, port?: number, bootstrap?: NodeAddress[], teardown?: (fn: () => unknown, opts?: { order?: number }) => void }): Promise<Testnet>
+}

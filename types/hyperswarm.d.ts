@@ -1,0 +1,34 @@
+// Only the parts of hyperswarm 4 that crosscast calls.
+declare module 'hyperswarm' {
+  import { EventEmitter } from 'node:events'
+  import type HyperDHT from 'hyperdht'
+  import type { KeyPair } from 'hyperdht'
+  import type NoiseSecretStream from '@hyperswarm/secret-stream'
+
+  export interface PeerInfo { publicKey: Buffer, topics: Buffer[], client: boolean, banned: boolean }
+  export interface PeerDiscoverySession {
+    refresh (opts?: { client?: boolean, server?: boolean }): Promise<boolean | void>
+    flushed (): Promise<boolean>
+    destroy (): Promise<void>
+  }
+  export interface HyperswarmOptions {
+    keyPair?: KeyPair
+    dht?: HyperDHT
+    maxPeers?: number
+  }
+
+  export default class Hyperswarm extends EventEmitter {
+    constructor (opts?: HyperswarmOptions)
+    readonly keyPair: KeyPair
+    readonly dht: HyperDHT
+    readonly destroyed: boolean
+    readonly connections: Set<NoiseSecretStream>
+    join (topic: Buffer, opts?: { client?: boolean, server?: boolean }): PeerDiscoverySession
+    leave (topic: Buffer): Promise<void>
+    flush (): Promise<boolean>
+    destroy (opts?: { force?: boolean }): Promise<void>
+    on (event: 'connection', listener: (conn: NoiseSecretStream, info: PeerInfo) => void): this
+    on (event: 'update', listener: () => void): this
+    on (event: string, listener: (...args: any[]) => void): this
+  }
+}
