@@ -1,4 +1,4 @@
-import test from 'brittle'
+import test, { type Assert } from 'brittle'
 import { Crosscast, contentHash, type BroadcastEvent, type CrosscastOptions } from '../lib/index.ts'
 import { countEvents, until } from './helpers/node.ts'
 import { createTestnet } from './helpers/testnet.ts'
@@ -6,7 +6,7 @@ import { spawnPeer } from './helpers/child-peer.ts'
 
 type Net = { bootstrap: Array<{ host: string, port: number }> }
 
-async function online (t: Parameters<Parameters<typeof test>[1]>[0], net: Net, opts: Partial<CrosscastOptions> & { sessionId: string }): Promise<Crosscast> {
+async function online (t: Assert, net: Net, opts: Partial<CrosscastOptions> & { sessionId: string }): Promise<Crosscast> {
   const storage = opts.storage ?? await t.tmp()
   const cc = await Crosscast.open({ room: 'peers', agent: 'claude', swarm: true, lan: false, bootstrap: net.bootstrap, ...opts, storage })
   t.teardown(() => cc.close())

@@ -1,5 +1,5 @@
 import test from 'brittle'
-import { Crosscast, contentHash, type BroadcastEvent } from '../lib/index.ts'
+import { Crosscast, contentHash, type BroadcastEvent, type SubscriptionFilter } from '../lib/index.ts'
 import { openNode, auditTrail, countEvents, until } from './helpers/node.ts'
 
 function shape (events: BroadcastEvent[]): Array<[string, string, unknown]> {
@@ -148,7 +148,7 @@ test('subscriptions: each filter delivers exactly its events', async (t) => {
   t.alike(got.combined, ['feature_updated:feat-00000001'])
 
   // The same filters replayed from a cursor return the same events.
-  for (const [name, filter] of [['track', { track: track.id }], ['agents', { agents: ['copilot'] }]] as const) {
+  for (const [name, filter] of [['track', { track: track.id }], ['agents', { agents: ['copilot'] }]] as Array<[string, SubscriptionFilter]>) {
     const replayed: string[] = []
     const off = cc.subscribe(filter, e => replayed.push(`${e.event_type}:${e.resource_id}`), { since: 1 })
     off()
