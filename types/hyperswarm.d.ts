@@ -14,6 +14,8 @@ declare module 'hyperswarm' {
   export interface HyperswarmOptions {
     keyPair?: KeyPair
     dht?: HyperDHT
+    bootstrap?: Array<string | { host: string, port: number }>
+    port?: number
     maxPeers?: number
   }
 

@@ -83,6 +83,11 @@ export class Discovery extends EventEmitter {
     return this.swarmTransport?.swarm ?? null
   }
 
+  // The TCP port LAN peers dial; null until the first join, or with lan off.
+  get lanPort (): number | null {
+    return this.lanTransport?.port ?? null
+  }
+
   join (topic: Buffer): void {
     checkTopic(topic)
     if (this.closing !== null) throw new CrosscastError('CLOSED', 'discovery is closed')

@@ -58,6 +58,12 @@ export class LanTransport {
     this.hasPeers = opts.hasPeers
   }
 
+  // The TCP port peers dial, once listening (after the first join).
+  get port (): number | null {
+    const address = this.server?.address()
+    return typeof address === 'object' && address !== null ? address.port : null
+  }
+
   join (topic: Buffer): void {
     if (this.closed) return
     const name = lanServiceName(topic)

@@ -12,6 +12,9 @@ import { isLoopbackHost, type BootstrapAddress } from './options.ts'
 // the other's announce lands; these early refreshes close that window.
 const EARLY_REFRESHES_MS = [1000, 3000]
 const LONELY_REFRESH_MS = 5000
+// Leaving politely unannounces our topics, which waits on the network; with an
+// unreachable DHT that could stall close(), so past this we just drop everything.
+const GRACEFUL_CLOSE_MS = 3000
 
 interface Joined {
   session: PeerDiscoverySession
@@ -77,6 +80,18 @@ export class SwarmTransport {
       for (const timer of joined.timers) clearTimeout(timer)
     }
     this.joined.clear()
-    await this.swarm.destroy()
+    const graceful = this.swarm.destroy().then(() => true, (err: unknown) => {
+      this.logger.debug({ err }, 'swarm destroy failed')
+      return true
+    })
+    let timer: NodeJS.Timeout | undefined
+    const late = new Promise<false>((resolve) => { timer = setTimeout(() => resolve(false), GRACEFUL_CLOSE_MS) })
+    const done = await Promise.race([graceful, late])
+    clearTimeout(timer)
+    if (!done) {
+      this.logger.debug('swarm did not leave in time; forcing it closed')
+      await this.swarm.destroy({ force: true }).catch((err: unknown) => this.logger.debug({ err }, 'forced swarm destroy failed'))
+      await graceful
+    }
   }
 }
