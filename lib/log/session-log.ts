@@ -101,25 +101,55 @@ export class SessionLog {
     return this.flushing ? this.idle : Promise.resolve()
   }
 
+  /**
+   * Appends blocks one after another. While block N's projection runs (CPU),
+   * block N+1 is already being appended (storage I/O), so the two overlap.
+   */
   private async flush (): Promise<void> {
     try {
-      while (this.queue.length > 0) {
-        const batch = this.queue.shift() as Batch
-        if (batch === this.open) this.open = null
+      let inflight = this.startAppend()
+      while (inflight !== null) {
+        const current = inflight
+        inflight = null
         try {
-          const block = encodeBlock(this.sessionId, batch.events)
-          await this.core.append(block)
-          const projected = this.opts.project(batch.seq, block, batch.events)
-          this.blocksWritten++
-          this.eventsWritten += batch.events.length
-          for (const w of batch.waiters) w.resolve(projected.slice(w.start, w.start + w.count))
+          await current.appended
         } catch (err) {
-          this.failAll(batch, err as Error)
+          this.failAll(current.batch, err as Error)
+          inflight = this.startAppend()
+          continue
+        }
+        inflight = this.startAppend()
+        try {
+          const projected = this.opts.project(current.batch.seq, current.block, current.batch.events)
+          this.blocksWritten++
+          this.eventsWritten += current.batch.events.length
+          for (const w of current.batch.waiters) w.resolve(projected.slice(w.start, w.start + w.count))
+        } catch (err) {
+          // The block is durable; only its projection failed. The projector
+          // catches it up on the next open, so report the failure to the callers.
+          const error = new CrosscastError('INTERNAL', `projecting block ${current.batch.seq} failed: ${(err as Error).message}`, { cause: err })
+          for (const w of current.batch.waiters) w.reject(error)
         }
       }
     } finally {
       this.flushing = false
       this.markIdle()
+    }
+  }
+
+  private startAppend (): { batch: Batch, block: Buffer, appended: Promise<unknown> } | null {
+    const batch = this.queue.shift()
+    if (batch === undefined) return null
+    if (batch === this.open) this.open = null
+    try {
+      const block = encodeBlock(this.sessionId, batch.events)
+      const appended = this.core.append(block)
+      appended.catch(() => {}) // observed by flush(); this keeps an early failure from going unhandled
+      return { batch, block, appended }
+    } catch (err) {
+      const appended = Promise.reject(err)
+      appended.catch(() => {})
+      return { batch, block: Buffer.alloc(0), appended }
     }
   }
 

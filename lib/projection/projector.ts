@@ -76,6 +76,11 @@ export class Projector {
       .map(r => ({ key: r.key as string, sessionId: r.session_id as string | null, agentId: r.agent_id as string | null, local: r.local === 1, indexed: r.indexed as number, skipped: r.skipped as number, lastError: r.last_error as string | null }))
   }
 
+  /** Records why a writer is no longer read (it forked, say) for status(); its projected events stay. */
+  markWriterError (key: string, reason: string): void {
+    this.db.prepare('UPDATE writers SET last_error = ? WHERE key = ?').run(reason, key)
+  }
+
   /**
    * Projects consecutive blocks of one writer in one transaction: events, state
    * and the writer's checkpoint commit together. Blocks at or below the
@@ -123,9 +128,11 @@ export class Projector {
           }
           indexed = input.seq + 1
         }
+        this.rules.flush()
         this.checkpoint.run(indexed, sessionId, writer)
       })()
     } catch (err) {
+      this.rules.discard()
       this.nextCursor = startCursor
       throw err
     }

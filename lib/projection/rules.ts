@@ -51,6 +51,11 @@ export class StateRules {
   private readonly insertComment: Statement
   private readonly siblings: Statement
   private readonly insertConflict: Statement
+  /**
+   * Rows touched in the current transaction, written once at flush(): a block
+   * of hundreds of events on a few features reads and writes each row once.
+   */
+  private readonly rows = new Map<string, { type: ResourceType, row: Record<string, unknown>, clocks: Clocks }>()
 
   constructor (db: Database) {
     this.select = {} as Record<ResourceType, Statement>
@@ -96,19 +101,42 @@ export class StateRules {
     }
   }
 
+  private load (type: ResourceType, id: string): { row: Record<string, unknown>, clocks: Clocks } {
+    let entry = this.rows.get(id)
+    if (entry === undefined) {
+      const existing = this.select[type].get(id) as StateRow | undefined
+      const row: Record<string, unknown> = existing === undefined
+        ? { created_at: null, created_by: null, created_hlc: null, updated_at: null, last_write_hlc: 0 }
+        : { ...existing }
+      for (const f of FIELDS[type]) if (!(f in row)) row[f] = null
+      entry = { type, row, clocks: existing === undefined ? {} : JSON.parse(existing.clocks) }
+      this.rows.set(id, entry)
+    }
+    return entry
+  }
+
+  /** Writes every row touched since the last flush; call before the transaction commits. */
+  flush (): void {
+    for (const [id, { type, row, clocks }] of this.rows) {
+      row.id = id
+      row.clocks = JSON.stringify(clocks)
+      this.upsert[type].run(row)
+    }
+    this.rows.clear()
+  }
+
+  /** Forgets unflushed rows (the transaction rolled back). */
+  discard (): void {
+    this.rows.clear()
+  }
+
   private writeFields (event: BroadcastEvent, writes: Record<string, unknown>): void {
-    const type = event.resource_type
-    const existing = this.select[type].get(event.resource_id) as StateRow | undefined
-    const row: Record<string, unknown> = existing === undefined
-      ? { created_at: null, created_by: null, created_hlc: null, updated_at: null, last_write_hlc: 0 }
-      : { ...existing }
-    for (const f of FIELDS[type]) if (!(f in row)) row[f] = null
-    const clocks: Clocks = existing === undefined ? {} : JSON.parse(existing.clocks)
+    const { row, clocks } = this.load(event.resource_type, event.resource_id)
     const clock: Clock = [event.hlc, event.writer]
-    for (const [field, value] of Object.entries(writes)) {
+    for (const field in writes) {
       if (newer(clock, clocks[field])) {
         clocks[field] = clock
-        row[field] = value
+        row[field] = writes[field]
       }
     }
     // A track or spike comes into being with its first upsert; a feature with its create.
@@ -122,9 +150,6 @@ export class StateRules {
       row.last_write_hlc = event.hlc
       row.updated_at = event.timestamp
     }
-    row.clocks = JSON.stringify(clocks)
-    row.id = event.resource_id
-    this.upsert[type].run(row)
   }
 
   /**

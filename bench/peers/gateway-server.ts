@@ -1,0 +1,26 @@
+// A crosscast node plus its gateway in its own process (never the clients'),
+// so its RSS delta is what the connected WebSocket clients cost.
+import { servePeer, peerDir } from '../lib/peer.ts'
+import { rssSelf, settleMemory } from '../lib/stats.ts'
+import { Crosscast } from '../../lib/index.ts'
+import { createGateway, type Gateway } from '../../lib/gateway/index.ts'
+
+let cc: Crosscast | null = null
+let gw: Gateway | null = null
+
+servePeer({
+  async start () {
+    cc = await Crosscast.open({ storage: peerDir(), room: 'bench-gateway', agent: 'gateway', sessionId: 'gateway', swarm: false, lan: false })
+    gw = await createGateway(cc, { port: 0 })
+    return { port: gw.address.port }
+  },
+  async rss () {
+    await settleMemory()
+    const metrics = await (await fetch(`${gw!.url}/api/metrics`)).json() as { total_connected_clients: number }
+    const m = process.memoryUsage()
+    return { rss: rssSelf(), heap: m.heapUsed + m.external, connected: metrics.total_connected_clients }
+  }
+}, async () => {
+  await gw?.close()
+  await cc?.close()
+})

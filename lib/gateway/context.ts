@@ -1,0 +1,74 @@
+// What every route module shares: the node, the WebSocket hub, the counters,
+// and the one way a REST request writes (as its X-Agent-ID in its X-Session-ID's log).
+
+import type { FastifyRequest } from 'fastify'
+import type { Crosscast, BroadcastEvent, EventDraft } from '../index.ts'
+import { CrosscastError } from '../errors.ts'
+import { validateLabel } from '../events/validate.ts'
+import type { BroadcastHub } from './ws-hub.ts'
+import type { GatewayCounters } from './metrics.ts'
+import type { Logger } from './logger.ts'
+
+export interface GatewayContext {
+  cc: Crosscast
+  hub: BroadcastHub
+  counters: GatewayCounters
+  logger: Logger
+}
+
+export interface Writer { agent: string, sessionId: string }
+
+export interface WriteResult {
+  success: true
+  feature_id?: string
+  resource_id: string
+  event_id: string
+  event_ids: string[]
+  clients_notified: number
+  timestamp: string
+}
+
+function header (req: FastifyRequest, name: string, display: string): string {
+  const raw = req.headers[name]
+  try {
+    return validateLabel(Array.isArray(raw) ? undefined : raw, display)
+  } catch {
+    const problem = raw === undefined ? 'is required on writes' : 'must be 1 to 128 characters of letters, digits and . _ : @ + - (starting with a letter or digit)'
+    throw new CrosscastError('INVALID_HEADER', `header ${display} ${problem}`, { field: display })
+  }
+}
+
+/** Checked before the body so a request with a bad header is refused for its header. */
+export function writerOf (req: FastifyRequest): Writer {
+  return { agent: header(req, 'x-agent-id', 'X-Agent-ID'), sessionId: header(req, 'x-session-id', 'X-Session-ID') }
+}
+
+/** Appends all drafts in one block of the writer's own session log (all or nothing). */
+export async function writeAs (ctx: GatewayContext, writer: Writer, drafts: EventDraft[]): Promise<BroadcastEvent[]> {
+  const session = await ctx.cc.session({ sessionId: writer.sessionId, agent: writer.agent })
+  const events = await session.append(drafts.map(d => ({ ...d, agent_id: writer.agent })), { agent: writer.agent })
+  ctx.counters.restWrites++
+  ctx.counters.writeSessions.set(writer.sessionId, Date.now())
+  return events
+}
+
+/** The seed's response; clients_notified counts the WebSocket clients the fan-out reached. */
+export async function writeResult (ctx: GatewayContext, events: BroadcastEvent[], resourceId: string): Promise<WriteResult> {
+  // Fan-out to subscribers runs as the block is projected; let it finish before counting.
+  await new Promise(resolve => setImmediate(resolve))
+  const ids = events.map(e => e.event_id)
+  // The seed's field order first, then what crosscast adds.
+  return {
+    success: true,
+    ...(resourceId.startsWith('feat-') ? { feature_id: resourceId } : {}),
+    event_id: ids[0],
+    clients_notified: ctx.hub.notifiedBy(ids),
+    timestamp: events[0].timestamp,
+    resource_id: resourceId,
+    event_ids: ids
+  }
+}
+
+export function notFound (kind: string, id: string, field = 'id'): CrosscastError {
+  return new CrosscastError('NOT_FOUND', `${kind} ${id} does not exist (or was deleted)`, { field })
+}

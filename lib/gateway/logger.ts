@@ -1,0 +1,48 @@
+// fastify wants a full pino logger (fatal, trace, child, level); crosscast
+// accepts any pino-shaped { debug, info, warn, error, child? }. This adapts one
+// to the other, and is silent by default.
+
+type LogFn = (...args: unknown[]) => void
+
+export interface Logger {
+  debug: LogFn
+  info: LogFn
+  warn: LogFn
+  error: LogFn
+  child?: (bindings: Record<string, unknown>) => Logger
+}
+
+export interface FastifyLogger extends Logger {
+  level: string
+  fatal: LogFn
+  trace: LogFn
+  silent: LogFn
+  child: (bindings: Record<string, unknown>) => FastifyLogger
+}
+
+const noop: LogFn = () => {}
+
+export const silentLogger: Logger = { debug: noop, info: noop, warn: noop, error: noop, child: () => silentLogger }
+
+export function toFastifyLogger (logger: Logger): FastifyLogger {
+  const full = logger as Partial<FastifyLogger>
+  const bound = (fn: LogFn | undefined, fallback: LogFn): LogFn => typeof fn === 'function' ? fn.bind(logger) : fallback
+  const error = bound(logger.error, noop)
+  const debug = bound(logger.debug, noop)
+  return {
+    level: typeof full.level === 'string' ? full.level : 'info',
+    debug,
+    info: bound(logger.info, noop),
+    warn: bound(logger.warn, noop),
+    error,
+    fatal: bound(full.fatal, error),
+    trace: bound(full.trace, debug),
+    silent: noop,
+    child: (bindings) => toFastifyLogger(typeof logger.child === 'function' ? logger.child(bindings) : logger)
+  }
+}
+
+/** Tokens travel in `?token=` for browsers; never let one reach a log line. */
+export function redactUrl (url: string): string {
+  return url.replace(/([?&]token=)[^&]*/g, '$1[redacted]')
+}

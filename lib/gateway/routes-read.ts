@@ -1,0 +1,109 @@
+// REST reads: current state (features, tracks, spikes), the audit trail
+// (broadcast_events, paginated by cursor), metrics and health.
+
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import { Type } from 'typebox'
+import type { EventType } from '../events/types.ts'
+import {
+  ErrorResponse, FeatureParams, TrackParams, SpikeParams, FeatureJson, FeatureListQuery, FeatureListResponse,
+  EventsQuery, EventsResponse, AnyObject
+} from './schemas.ts'
+import { notFound, type GatewayContext } from './context.ts'
+import { collectMetrics, prometheusText } from './metrics.ts'
+
+const errors = { 400: ErrorResponse, 401: ErrorResponse, 404: ErrorResponse }
+
+interface IdRequest { params: { id: string } }
+
+/** Read schemas document the SDK's objects; they are not used to serialize, so nothing gets dropped. */
+function readSchema (summary: string, parts: Record<string, unknown>): Record<string, unknown> {
+  return { summary, ...parts }
+}
+
+export function registerReadRoutes (app: FastifyInstance, ctx: GatewayContext): void {
+  const { cc } = ctx
+  const newestCursor = cc.db.prepare('SELECT coalesce(max(cursor), 0) AS cursor FROM broadcast_events')
+
+  app.get('/api/features', {
+    schema: readSchema('list features (optionally by status or track)', { querystring: FeatureListQuery }),
+    config: { responses: { 200: FeatureListResponse, ...errors } }
+  }, async (req) => {
+    const query = req.query as { status?: string, track?: string }
+    // Read the cursor before the state: replaying from it can only repeat, never miss.
+    const { cursor } = newestCursor.get() as { cursor: number }
+    const features = await cc.features.list(query as Parameters<typeof cc.features.list>[0])
+    return { features: features.map(f => f.toJSON()), count: features.length, cursor }
+  })
+
+  app.get('/api/features/:id', {
+    schema: readSchema('one feature', { params: FeatureParams }),
+    config: { responses: { 200: FeatureJson, ...errors } }
+  }, async (req) => {
+    const { id } = (req as FastifyRequest & IdRequest).params
+    const feature = await cc.features.get(id)
+    if (feature === null) throw notFound('feature', id)
+    return feature.toJSON()
+  })
+
+  app.get('/api/tracks', {
+    schema: readSchema('list tracks', {}),
+    config: { responses: { 200: Type.Object({ tracks: Type.Array(AnyObject), count: Type.Integer() }), ...errors } }
+  }, async () => {
+    const tracks = await cc.tracks.list()
+    return { tracks: tracks.map(t => t.toJSON()), count: tracks.length }
+  })
+
+  app.get('/api/tracks/:id', {
+    schema: readSchema('one track', { params: TrackParams }),
+    config: { responses: { 200: AnyObject, ...errors } }
+  }, async (req) => {
+    const { id } = (req as FastifyRequest & IdRequest).params
+    const track = await cc.tracks.get(id)
+    if (track === null) throw notFound('track', id)
+    return track.toJSON()
+  })
+
+  app.get('/api/spikes', {
+    schema: readSchema('list spikes', {}),
+    config: { responses: { 200: Type.Object({ spikes: Type.Array(AnyObject), count: Type.Integer() }), ...errors } }
+  }, async () => {
+    const spikes = await cc.spikes.list()
+    return { spikes: spikes.map(s => s.toJSON()), count: spikes.length }
+  })
+
+  app.get('/api/spikes/:id', {
+    schema: readSchema('one spike', { params: SpikeParams }),
+    config: { responses: { 200: AnyObject, ...errors } }
+  }, async (req) => {
+    const { id } = (req as FastifyRequest & IdRequest).params
+    const spike = await cc.spikes.get(id)
+    if (spike === null) throw notFound('spike', id)
+    return spike.toJSON()
+  })
+
+  app.get('/api/events', {
+    schema: readSchema('the audit trail (broadcast_events) in cursor order; pass next_cursor back as since for the next page', { querystring: EventsQuery }),
+    config: { responses: { 200: EventsResponse, ...errors } }
+  }, async (req) => {
+    const q = req.query as { type?: EventType, resource_id?: string, since?: number, limit?: number }
+    return cc.listEvents({ type: q.type, resourceId: q.resource_id, since: q.since, limit: q.limit })
+  })
+
+  app.get('/api/metrics', {
+    schema: readSchema('gateway and node metrics as JSON', {}),
+    config: { responses: { 200: AnyObject } }
+  }, async () => collectMetrics(cc, ctx.hub.snapshot(), ctx.counters))
+
+  app.get('/metrics', {
+    schema: readSchema('the same metrics in Prometheus text format', {}),
+    config: { responses: { 200: Type.String() } }
+  }, async (_req, reply) => {
+    reply.type('text/plain; version=0.0.4; charset=utf-8')
+    return prometheusText(collectMetrics(cc, ctx.hub.snapshot(), ctx.counters))
+  })
+
+  app.get('/healthz', {
+    schema: readSchema('liveness', {}),
+    config: { responses: { 200: Type.Object({ ok: Type.Boolean(), room: Type.String(), session_id: Type.String() }) } }
+  }, async () => ({ ok: true, room: cc.room, session_id: cc.sessionId }))
+}
