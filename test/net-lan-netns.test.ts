@@ -10,8 +10,7 @@
 //                          one namespace talking over its loopback;
 //   CROSSCAST_EXIT_CHECK=lan  that suite's exit check.
 import test from 'brittle'
-import type { Assert } from 'brittle'
-import { spawn, execFileSync, type ChildProcessWithoutNullStreams } from 'node:child_process'
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import net from 'node:net'
 import { fileURLToPath } from 'node:url'
@@ -20,9 +19,9 @@ import NoiseSecretStream from '@hyperswarm/secret-stream'
 import { Discovery, lanServiceName } from '../lib/net/index.ts'
 import { runTransportSuite, runExitCheck, waitFor, agree, keyOf, sleep, type TransportFactory } from './helpers/transport-suite.ts'
 import { createTestnet } from './helpers/testnet.ts'
+import { requireNetns, createLoopbackNamespace, createLan, inNamespace, type LanHost } from './helpers/netns.ts'
 
 const HOSTS = 3
-const SUBNET = '10.231.0'
 
 // Fast keep-alive and timeout so a cut link is noticed within seconds.
 const LAN_TEST_TIMING = { keepAlive: 1000, timeout: 4000, queryInterval: 1000 }
@@ -121,21 +120,6 @@ function registerCrossTransportTest (): void {
   })
 }
 
-function netnsUnavailable (): string | null {
-  if (process.platform !== 'linux') return 'network namespaces need Linux'
-  if (typeof process.getuid !== 'function' || process.getuid() !== 0) return 'needs root to create network namespaces'
-  try {
-    execFileSync('ip', ['netns', 'list'], { stdio: 'ignore' })
-  } catch {
-    return '`ip netns` (iproute2) is not available'
-  }
-  return null
-}
-
-function ip (...args: string[]): void {
-  execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] })
-}
-
 interface Host {
   index: number
   ns: string
@@ -148,24 +132,13 @@ interface Host {
 
 function registerTests (): void {
   test('lan: the shared transport suite (and lan + swarm dedupe) passes inside a namespace', { timeout: 120000 }, async (t) => {
-    const reason = netnsUnavailable()
-    if (reason !== null) {
-      t.comment(`SKIP: ${reason}; the LAN transport suite was NOT run`)
-      t.pass('skipped')
-      return
-    }
-    const ns = `cc${process.pid.toString(36)}${randomBytes(3).toString('hex')}-lo`
+    if (!requireNetns(t, 'the LAN transport suite')) return
     let child: ChildProcessWithoutNullStreams | null = null
-    t.teardown(async () => {
-      if (child !== null) await stopChild(child)
-      try { ip('netns', 'del', ns) } catch {}
-    })
-    ip('netns', 'add', ns)
-    // Multicast over this namespace's own loopback: nothing leaves it.
-    ip('-n', ns, 'link', 'set', 'lo', 'multicast', 'on', 'up')
-    ip('-n', ns, 'route', 'add', '224.0.0.0/4', 'dev', 'lo')
+    t.teardown(async () => { if (child !== null) await stopChild(child) })
+    const ns = createLoopbackNamespace(t)
     const script = fileURLToPath(import.meta.url)
-    const running = spawn('ip', ['netns', 'exec', ns, process.execPath, '--import', 'tsx', script], {
+    const [wrapper, ...wrapperArgs] = inNamespace(ns)
+    const running = spawn(wrapper, [...wrapperArgs, process.execPath, '--import', 'tsx', script], {
       env: { ...process.env, CROSSCAST_LAN_SUITE: '1' },
       stdio: ['pipe', 'pipe', 'pipe']
     })
@@ -184,32 +157,16 @@ function registerTests (): void {
   })
 
   test('lan: three hosts in network namespaces find each other, notice a cut link, and reconnect', { timeout: 90000 }, async (t) => {
-    const reason = netnsUnavailable()
-    if (reason !== null) {
-      t.comment(`SKIP: ${reason}; LAN discovery was NOT tested`)
-      t.pass('skipped')
-      return
-    }
-
-    // Unique per run, so parallel runs never share a namespace.
-    const prefix = `cc${process.pid.toString(36)}${randomBytes(3).toString('hex')}`
-    const switchNs = `${prefix}-sw`
-    const namespaces = [switchNs, ...Array.from({ length: HOSTS }, (_, i) => `${prefix}-${i}`)]
+    if (!requireNetns(t, 'LAN discovery between three hosts')) return
     const hosts: Host[] = []
-    t.teardown(async () => {
-      await Promise.all(hosts.map((host) => stopChild(host.child)))
-      // Deleting a namespace deletes the links inside it.
-      for (const ns of namespaces) {
-        try { ip('netns', 'del', ns) } catch {}
-      }
-    })
+    t.teardown(() => Promise.all(hosts.map((host) => stopChild(host.child))))
+    const lan = createLan(t, { hosts: HOSTS })
 
-    buildSwitch(switchNs, prefix)
     const topic = randomBytes(32)
     t.ok(!lanServiceName(topic).includes(topic.toString('hex').slice(0, 16)), 'the advertised name does not reveal the topic')
 
     const script = fileURLToPath(import.meta.url)
-    for (let i = 0; i < HOSTS; i++) hosts.push(startHost(t, i, `${prefix}-${i}`, script, topic))
+    for (const lanHost of lan.hosts) hosts.push(startHost(lanHost, script, topic))
     await waitUntil('every host to start', () => hosts.every((h) => h.key !== ''), 30000, hosts)
 
     const fullMesh = (): boolean => hosts.every((h) => hosts.every((o) => o === h || h.peers.has(o.key)))
@@ -220,7 +177,7 @@ function registerTests (): void {
 
     const [a, b, c] = hosts as [Host, Host, Host]
     started = Date.now()
-    ip('-n', switchNs, 'link', 'set', 'h2', 'down')
+    lan.cut(lan.hosts[2])
     await waitUntil('a and b to notice c is gone', () => !a.peers.has(c.key) && !b.peers.has(c.key), 20000, hosts)
     t.pass(`a and b noticed the cut link (${Date.now() - started} ms)`)
     await waitUntil('c to notice it is alone', () => c.peers.size === 0, 20000, hosts)
@@ -228,34 +185,16 @@ function registerTests (): void {
     t.ok(a.peers.has(b.key) && b.peers.has(a.key), 'a and b stayed connected')
 
     started = Date.now()
-    ip('-n', switchNs, 'link', 'set', 'h2', 'up')
+    lan.restore(lan.hosts[2])
     await waitUntil('c to reconnect to a and b', fullMesh, 30000, hosts)
     t.pass(`c reconnected to both after the link came back (${Date.now() - started} ms)`)
   })
 }
 
-function buildSwitch (switchNs: string, prefix: string): void {
-  ip('netns', 'add', switchNs)
-  ip('-n', switchNs, 'link', 'add', 'br0', 'type', 'bridge')
-  // Without an IGMP querier, snooping would eventually stop flooding mDNS.
-  ip('-n', switchNs, 'link', 'set', 'br0', 'type', 'bridge', 'mcast_snooping', '0')
-  ip('-n', switchNs, 'link', 'set', 'br0', 'up')
-  for (let i = 0; i < HOSTS; i++) {
-    const ns = `${prefix}-${i}`
-    ip('netns', 'add', ns)
-    ip('-n', switchNs, 'link', 'add', `h${i}`, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns)
-    ip('-n', switchNs, 'link', 'set', `h${i}`, 'master', 'br0')
-    ip('-n', switchNs, 'link', 'set', `h${i}`, 'up')
-    ip('-n', ns, 'link', 'set', 'lo', 'up')
-    ip('-n', ns, 'addr', 'add', `${SUBNET}.${i + 1}/24`, 'dev', 'eth0')
-    ip('-n', ns, 'link', 'set', 'eth0', 'multicast', 'on', 'up')
-    ip('-n', ns, 'route', 'add', '224.0.0.0/4', 'dev', 'eth0')
-  }
-}
-
-function startHost (t: Assert, index: number, ns: string, script: string, topic: Buffer): Host {
-  const addr = `${SUBNET}.${index + 1}`
-  const child = spawn('ip', ['netns', 'exec', ns, process.execPath, '--import', 'tsx', script], {
+function startHost (lanHost: LanHost, script: string, topic: Buffer): Host {
+  const { index, ns, addr } = lanHost
+  const [wrapper, ...wrapperArgs] = inNamespace(ns)
+  const child = spawn(wrapper, [...wrapperArgs, process.execPath, '--import', 'tsx', script], {
     env: { ...process.env, CROSSCAST_LAN_NODE: '1', CROSSCAST_LAN_ADDR: addr, CROSSCAST_LAN_TOPIC: topic.toString('hex') },
     stdio: ['pipe', 'pipe', 'pipe']
   })

@@ -94,28 +94,36 @@ program.command('status')
   .option('--json', 'print JSON')
   .option('--watch [ms]', 'print again every ms (default 1000) until interrupted')
   .action(async (opts: { storage: string, json?: boolean, watch?: string | boolean }) => {
+    // A running node holds the storage: then report what its database says (no peers, no log lengths).
     const cc = await openOffline(opts.storage).catch((err: unknown) => {
-      if (isCrosscastError(err) && err.code === 'STORAGE_LOCKED') {
-        throw new CrosscastError('STORAGE_LOCKED', `${err.message}. A running node reports its status at GET /api/metrics of its gateway; \`crosscast events\` and \`crosscast tail\` read its database while it runs`, { field: 'storage' })
-      }
+      if (isCrosscastError(err) && err.code === 'STORAGE_LOCKED') return null
       throw err
     })
+    const source = cc === null ? openReadOnly(opts.storage) : null
+    const snapshot = (): StatusSnapshot => cc !== null ? { ...cc.status(), live: false } : databaseStatus(source!.db)
     const print = (): void => {
-      const s = cc.status()
+      const s = snapshot()
       if (opts.json === true) {
         process.stdout.write(JSON.stringify(s) + '\n')
         return
       }
+      const header = s.live
+        ? `events ${s.events.total}  (storage in use by a running node: peers and log lengths at its gateway, GET /api/metrics)`
+        : `room ${s.room}  events ${s.events.total}  ${s.events.perSecond}/s  lag ${s.lag}  peers ${s.peers.length}  rejected peers ${s.rejected.peers} writers ${s.rejected.writers}`
       const lines = [
-        `room ${s.room}  events ${s.events.total}  ${s.events.perSecond}/s  lag ${s.lag}  peers ${s.peers.length}  rejected peers ${s.rejected.peers} writers ${s.rejected.writers}`,
-        ...s.writers.map(w => `  ${w.local ? 'local ' : 'remote'} ${w.key.slice(0, 16)}  ${String(w.sessionId).padEnd(16)} ${String(w.agentId).padEnd(12)} length ${w.length} indexed ${w.indexed} lag ${w.lag}${w.skipped > 0 ? ` skipped ${w.skipped} (${w.lastError ?? ''})` : ''}`),
+        header,
+        ...s.writers.map(w => `  ${w.local ? 'local ' : 'remote'} ${w.key.slice(0, 16)}  ${String(w.sessionId).padEnd(16)} ${String(w.agentId).padEnd(12)} ${w.length === null ? '' : `length ${w.length} `}indexed ${w.indexed}${w.lag === null ? '' : ` lag ${w.lag}`}${w.skipped > 0 ? ` skipped ${w.skipped} (${w.lastError ?? ''})` : ''}`),
         ...s.peers.map(p => `  peer ${p.remoteKey.slice(0, 16)} via ${p.transport} since ${new Date(p.since).toISOString()}`)
       ]
       process.stdout.write(lines.join('\n') + '\n')
     }
+    const done = async (): Promise<void> => {
+      await cc?.close()
+      source?.close()
+    }
     if (opts.watch === undefined) {
       print()
-      await cc.close()
+      await done()
       return
     }
     const every = typeof opts.watch === 'string' ? parseCount(opts.watch, '--watch') : 1000
@@ -123,8 +131,25 @@ program.command('status')
     print()
     await waitForSignal()
     clearInterval(timer)
-    await cc.close()
+    await done()
   })
+
+interface StatusSnapshot {
+  live: boolean
+  room?: string
+  events: { total: number, perSecond?: number }
+  lag?: number
+  rejected: { peers: number, writers: number }
+  peers: Array<{ remoteKey: string, transport: string, since: number }>
+  writers: Array<{ key: string, sessionId: string | null, agentId: string | null, local: boolean, length: number | null, indexed: number, lag: number | null, skipped: number, lastError: string | null }>
+}
+
+function databaseStatus (db: InstanceType<typeof BetterSqlite3>): StatusSnapshot {
+  const writers = (db.prepare('SELECT key, session_id, agent_id, local, indexed, skipped, last_error FROM writers ORDER BY local DESC, key').all() as Array<Record<string, unknown>>)
+    .map(w => ({ key: w.key as string, sessionId: w.session_id as string | null, agentId: w.agent_id as string | null, local: w.local === 1, length: null, indexed: w.indexed as number, lag: null, skipped: w.skipped as number, lastError: w.last_error as string | null }))
+  const total = (db.prepare('SELECT count(*) AS n FROM broadcast_events').get() as { n: number }).n
+  return { live: true, events: { total }, rejected: { peers: 0, writers: 0 }, peers: [], writers }
+}
 
 program.command('tail')
   .description('follow the audit trail as events are projected (works beside a running `crosscast serve`)')
@@ -151,12 +176,13 @@ registerServe(program)
 registerBootstrap(program)
 
 /** The database alone, read-only: usable while another process has the storage open. */
-function openReadOnly (storage: string): { page: (filter: { type?: EventType, resourceId?: string }, since: number, limit: number) => BroadcastEvent[], lastCursor: () => number, close: () => void } {
+function openReadOnly (storage: string): { db: InstanceType<typeof BetterSqlite3>, page: (filter: { type?: EventType, resourceId?: string }, since: number, limit: number) => BroadcastEvent[], lastCursor: () => number, close: () => void } {
   const path = join(storage, 'crosscast.db')
   if (!existsSync(path)) throw new CrosscastError('NOT_FOUND', `${path} does not exist; is --storage the directory a crosscast node uses?`, { field: 'storage' })
   const db = new BetterSqlite3(path, { readonly: true, fileMustExist: true })
   const reader = new EventReader(db)
   return {
+    db,
     page: (filter, since, limit) => {
       const where: string[] = []
       const params: unknown[] = []

@@ -11,6 +11,9 @@ import type { BroadcastEvent, WireEvent } from '../events/types.ts'
 import { StateRules } from './rules.ts'
 import type { Logger } from '../logger.ts'
 
+/** Blocks stamped further ahead than this are held back (see applyBlocks). */
+export const MAX_FUTURE_CLOCK_MS = 5 * 60_000
+
 export interface BlockInput {
   seq: number
   block: Uint8Array
@@ -38,6 +41,7 @@ export class Projector {
   private readonly readCheckpoint: Statement
   private readonly skip: Statement
   private readonly upsertWriter: Statement
+  private readonly setLastError: Statement
   private nextCursor: number
   private readonly writerKeys = new Map<string, Buffer>()
   /** While false, nothing is handed to subscribers (reindex replays history silently). */
@@ -52,6 +56,7 @@ export class Projector {
       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
     this.checkpoint = db.prepare('UPDATE writers SET indexed = ?, session_id = coalesce(session_id, ?) WHERE key = ?')
     this.readCheckpoint = db.prepare('SELECT indexed FROM writers WHERE key = ?')
+    this.setLastError = db.prepare('UPDATE writers SET last_error = ? WHERE key = ?')
     this.skip = db.prepare('UPDATE writers SET skipped = skipped + 1, last_error = ? WHERE key = ?')
     this.upsertWriter = db.prepare(`INSERT INTO writers (key, session_id, agent_id, local) VALUES (?, ?, ?, ?)
       ON CONFLICT(key) DO UPDATE SET session_id = coalesce(excluded.session_id, session_id), agent_id = coalesce(excluded.agent_id, agent_id), local = max(local, excluded.local)`)
@@ -78,7 +83,7 @@ export class Projector {
 
   /** Records why a writer is no longer read (it forked, say) for status(); its projected events stay. */
   markWriterError (key: string, reason: string): void {
-    this.db.prepare('UPDATE writers SET last_error = ? WHERE key = ?').run(reason, key)
+    this.setLastError.run(reason, key)
   }
 
   /**
@@ -115,6 +120,14 @@ export class Projector {
               indexed = input.seq + 1
               continue
             }
+          }
+          // A clock far ahead would win every last-writer-wins comparison for good:
+          // hold the block (and the rest of that log) until the wall clock catches up.
+          if (input.decoded === undefined && decoded.events.some(e => e.hlc > (Date.now() + MAX_FUTURE_CLOCK_MS) * 1000)) {
+            const reason = `block ${input.seq}: clock more than ${MAX_FUTURE_CLOCK_MS / 60_000} minutes ahead; held until it is not`
+            this.markWriterError(writer, reason)
+            this.opts.logger.warn({ writer, seq: input.seq }, 'holding a block whose clock is far in the future')
+            break
           }
           sessionId = decoded.sessionId
           for (let idx = 0; idx < decoded.events.length; idx++) {

@@ -42,6 +42,10 @@ export interface NodeStatus {
 export interface ListEventsQuery { type?: EventType, resourceId?: string, since?: number, limit?: number }
 
 const RATE_WINDOW_MS = 10_000
+const FORK_CHECK_MS = 1000
+
+/** Hypercore's per-peer replication state; not in its typings. */
+interface RemoteCoreState { remoteSynced: boolean, remoteFork: number, remoteLength: number }
 
 /** A session hosted by this node: its own log, and the work-item API writing to it. */
 export class CrosscastSession implements Writer {
@@ -112,6 +116,7 @@ export class Crosscast extends EventEmitter implements Writer {
   private readonly localKeys = new Set<string>()
   private readonly rate: number[] = []
   private network: NodeNetwork | null = null
+  private forkCheck: NodeJS.Timeout | null = null
   private defaultSession!: CrosscastSession
   private closing: Promise<void> | null = null
   private reindexing: Promise<void> | null = null
@@ -181,6 +186,8 @@ export class Crosscast extends EventEmitter implements Writer {
     if (this.options.swarm || this.options.lan !== false) {
       this.network = new NodeNetwork(this, this.options, this.logger)
       await this.network.start()
+      this.forkCheck = setInterval(() => this.checkForks(), FORK_CHECK_MS)
+      this.forkCheck.unref()
     }
   }
 
@@ -309,13 +316,29 @@ export class Crosscast extends EventEmitter implements Writer {
     this.projector.registerWriter(info.key, { sessionId: info.sessionId, agentId: info.agentId, local: false })
     core.on('append', () => { feed.drain().catch(err => this.logger.error({ err }, 'projecting a writer failed')) })
     core.on('download', () => { if (core.contiguousLength > this.projector.indexedLength(info.key)) feed.drain().catch(() => {}) })
-    core.on('truncate', () => {
-      this.logger.warn({ writer: info.key }, 'a writer truncated or forked its log; it is no longer trusted, what was projected stays')
-      feed.stopped = true
-    })
+    core.on('truncate', (length: number, fork: number) => feed.distrust(`log truncated to ${length} blocks (fork ${fork})`))
+    // Two signed versions of one length: hypercore closes the core itself.
+    core.on('conflict', (length: number, fork: number) => feed.distrust(`two signed versions of the log at length ${length} (fork ${fork})`))
     core.download({ start: 0, end: -1 })
     if (persist) await this.persistWriters()
     feed.drain().catch(err => this.logger.error({ err }, 'projecting a writer failed'))
+  }
+
+  /**
+   * With allowFork: false hypercore silently ignores a peer that is on a newer
+   * fork of a log (its writer truncated and rewrote it): only the peers' sync
+   * state shows it, so it is polled.
+   */
+  private checkForks (): void {
+    for (const feed of this.feeds.values()) {
+      if (feed.info.local || feed.stopped || feed.core.closed) continue
+      for (const peer of feed.core.peers as unknown as RemoteCoreState[]) {
+        if (peer.remoteSynced === true && peer.remoteLength > 0 && peer.remoteFork !== feed.core.fork) {
+          feed.distrust(`a peer holds fork ${peer.remoteFork} of the log (length ${peer.remoteLength}) where this node holds fork ${feed.core.fork} (length ${feed.core.length})`)
+          break
+        }
+      }
+    }
   }
 
   private async persistWriters (): Promise<void> {
@@ -431,6 +454,7 @@ export class Crosscast extends EventEmitter implements Writer {
   }
 
   private async doClose (): Promise<void> {
+    if (this.forkCheck !== null) clearInterval(this.forkCheck)
     await this.network?.close()
     const sessions = await Promise.allSettled(this.sessions.values())
     for (const s of sessions) if (s.status === 'fulfilled') await s.value.log.drained()

@@ -11,6 +11,8 @@ export interface KnownWriter { key: string, sessionId: string, agentId: string, 
 
 /** Blocks read per projector transaction while catching up: large enough to amortize the commit, small enough to keep the thread responsive. */
 const BLOCKS_PER_TRANSACTION = 128
+/** How often a writer whose next block is held (clock far ahead) is looked at again. */
+const HOLD_RETRY_MS = 10_000
 
 /**
  * The list of known writers is kept beside the logs, not only in SQLite: the
@@ -56,6 +58,7 @@ export class WriterFeed {
   private readonly logger: Logger
   private running: Promise<void> | null = null
   private again = false
+  private retry: NodeJS.Timeout | null = null
   stopped = false
 
   constructor (core: Hypercore, info: KnownWriter, projector: Projector, logger: Logger) {
@@ -63,6 +66,18 @@ export class WriterFeed {
     this.info = info
     this.projector = projector
     this.logger = logger
+  }
+
+  /** Its writer forked or truncated the log: stop reading it for good; what was projected stays. */
+  distrust (reason: string): void {
+    if (this.stopped) return
+    this.stopped = true
+    this.logger.warn({ writer: this.info.key, reason }, 'a writer forked or truncated its log; it is no longer trusted, what was projected stays')
+    try {
+      this.projector.markWriterError(this.info.key, reason)
+    } catch (err) {
+      this.logger.warn({ writer: this.info.key, err: (err as Error).message }, 'could not record the distrusted writer')
+    }
   }
 
   /** Catches up; concurrent calls coalesce into one more pass. */
@@ -73,6 +88,15 @@ export class WriterFeed {
     }
     this.running = this.loop().finally(() => { this.running = null })
     return this.running
+  }
+
+  private retryLater (): void {
+    if (this.retry !== null || this.stopped) return
+    this.retry = setTimeout(() => {
+      this.retry = null
+      this.drain().catch(() => {})
+    }, HOLD_RETRY_MS)
+    this.retry.unref()
   }
 
   private async loop (): Promise<void> {
@@ -99,7 +123,13 @@ export class WriterFeed {
         }
         if (inputs.length === 0) return
         this.projector.applyBlocks(this.info.key, inputs)
-        indexed += inputs.length
+        const reached = this.projector.indexedLength(this.info.key)
+        if (reached < indexed + inputs.length) {
+          // The projector held a block back (its clock is far ahead): look again later.
+          this.retryLater()
+          return
+        }
+        indexed = reached
       }
     } while (this.again && !this.stopped)
   }

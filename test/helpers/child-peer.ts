@@ -14,8 +14,14 @@ export interface ChildPeer {
   kill (signal?: NodeJS.Signals): Promise<void>
 }
 
-export async function spawnPeer (t: Pick<Assert, 'teardown'>, options: CrosscastOptions, timeoutMs = 30_000): Promise<ChildPeer> {
-  const child = spawn(process.execPath, ['--import', 'tsx', PEER, JSON.stringify(options)], { stdio: ['pipe', 'pipe', 'inherit'] })
+export interface SpawnPeerOptions {
+  /** argv run before node, e.g. `['ip', 'netns', 'exec', ns]` to start the peer in a network namespace. */
+  prefix?: string[]
+}
+
+export async function spawnPeer (t: Pick<Assert, 'teardown'>, options: CrosscastOptions, timeoutMs = 30_000, launch: SpawnPeerOptions = {}): Promise<ChildPeer> {
+  const argv = [...(launch.prefix ?? []), process.execPath, '--import', 'tsx', PEER, JSON.stringify(options)]
+  const child = spawn(argv[0], argv.slice(1), { stdio: ['pipe', 'pipe', 'inherit'] })
   const exited = new Promise<void>(resolve => child.once('exit', () => resolve()))
   t.teardown(async () => {
     if (child.exitCode === null && child.signalCode === null) {
