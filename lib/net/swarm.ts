@@ -12,6 +12,9 @@ import { isLoopbackHost, type BootstrapAddress } from './options.ts'
 // the other's announce lands; these early refreshes close that window.
 const EARLY_REFRESHES_MS = [1000, 3000]
 const LONELY_REFRESH_MS = 5000
+// With peers, a slow refresh still finds peers that joined at the same instant
+// as someone else and were missed, and heals partitions that reconnected.
+const CONNECTED_REFRESH_MS = 60_000
 // Leaving politely unannounces our topics, which waits on the network; with an
 // unreachable DHT that could stall close(), so past this we just drop everything.
 const GRACEFUL_CLOSE_MS = 3000
@@ -56,12 +59,16 @@ export class SwarmTransport {
     const id = topic.toString('hex')
     if (this.joined.has(id)) return
     const session = this.swarm.join(topic, { client: true, server: true })
+    let lastRefresh = Date.now()
     const refresh = (): void => {
+      lastRefresh = Date.now()
       if (this.swarm.destroyed) return
       session.refresh().catch((err: unknown) => this.logger.debug({ err, topic: id }, 'swarm refresh failed'))
     }
     const timers = EARLY_REFRESHES_MS.map((ms) => setTimeout(refresh, ms))
-    timers.push(setInterval(() => { if (!this.hasPeers()) refresh() }, LONELY_REFRESH_MS))
+    timers.push(setInterval(() => {
+      if (!this.hasPeers() || Date.now() - lastRefresh >= CONNECTED_REFRESH_MS) refresh()
+    }, LONELY_REFRESH_MS))
     for (const timer of timers) timer.unref()
     this.joined.set(id, { session, timers })
   }
