@@ -2,15 +2,11 @@
 // accepts any pino-shaped { debug, info, warn, error, child? }. This adapts one
 // to the other, and is silent by default.
 
-type LogFn = (...args: unknown[]) => void
+import { silentLogger, type Logger } from '../logger.ts'
 
-export interface Logger {
-  debug: LogFn
-  info: LogFn
-  warn: LogFn
-  error: LogFn
-  child?: (bindings: Record<string, unknown>) => Logger
-}
+export { silentLogger, type Logger }
+
+type LogFn = Logger['debug']
 
 export interface FastifyLogger extends Logger {
   level: string
@@ -21,8 +17,6 @@ export interface FastifyLogger extends Logger {
 }
 
 const noop: LogFn = () => {}
-
-export const silentLogger: Logger = { debug: noop, info: noop, warn: noop, error: noop, child: () => silentLogger }
 
 export function toFastifyLogger (logger: Logger): FastifyLogger {
   const full = logger as Partial<FastifyLogger>

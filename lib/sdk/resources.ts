@@ -298,34 +298,51 @@ export class SpikeBuilder extends ItemBuilder<Spike> {
   setFindings (findings: string): this { this.payload.findings = findings; return this }
 }
 
-export class TrackCollection {
+/** Tracks and spikes: create (upsert), get and list, over one item class. */
+class ItemCollection<T, B extends ItemBuilder<T>> {
   private readonly writer: Writer
-  constructor (writer: Writer) { this.writer = writer }
-  create (title: string, opts: { id?: string } = {}): TrackBuilder {
-    const id = opts.id === undefined ? newResourceId('track') : validateId(opts.id, 'id', 'track')
-    return new TrackBuilder(this.writer, 'track_updated', id, title, (i) => this.load(i))
+  private readonly type: 'track' | 'spike'
+  private readonly read: (state: StateReader, id: string) => T | null
+  private readonly readAll: (state: StateReader) => T[]
+  private readonly builder: (writer: Writer, id: string, title: string, load: (id: string) => T | null) => B
+
+  constructor (writer: Writer, type: 'track' | 'spike', read: (state: StateReader, id: string) => T | null, readAll: (state: StateReader) => T[], builder: (writer: Writer, id: string, title: string, load: (id: string) => T | null) => B) {
+    this.writer = writer
+    this.type = type
+    this.read = read
+    this.readAll = readAll
+    this.builder = builder
   }
 
-  async get (id: string): Promise<Track | null> { return this.load(validateId(id, 'id', 'track')) }
-  async list (): Promise<Track[]> { return this.writer.state.tracks().map(r => new Track(this.writer, r)) }
-  private load (id: string): Track | null {
-    const record = this.writer.state.track(id)
-    return record === null ? null : new Track(this.writer, record)
+  /** Starts a new item; pass `id` to choose it (trk-/spk- and 8 hex digits), or to upsert an existing one. */
+  create (title: string, opts: { id?: string } = {}): B {
+    const id = opts.id === undefined ? newResourceId(this.type) : validateId(opts.id, 'id', this.type)
+    return this.builder(this.writer, id, title, (i) => this.read(this.writer.state, i))
+  }
+
+  async get (id: string): Promise<T | null> {
+    return this.read(this.writer.state, validateId(id, 'id', this.type))
+  }
+
+  async list (): Promise<T[]> {
+    return this.readAll(this.writer.state)
   }
 }
 
-export class SpikeCollection {
-  private readonly writer: Writer
-  constructor (writer: Writer) { this.writer = writer }
-  create (title: string, opts: { id?: string } = {}): SpikeBuilder {
-    const id = opts.id === undefined ? newResourceId('spike') : validateId(opts.id, 'id', 'spike')
-    return new SpikeBuilder(this.writer, 'spike_updated', id, title, (i) => this.load(i))
+export class TrackCollection extends ItemCollection<Track, TrackBuilder> {
+  constructor (writer: Writer) {
+    super(writer, 'track',
+      (state, id) => { const r = state.track(id); return r === null ? null : new Track(writer, r) },
+      (state) => state.tracks().map(r => new Track(writer, r)),
+      (w, id, title, load) => new TrackBuilder(w, 'track_updated', id, title, load))
   }
+}
 
-  async get (id: string): Promise<Spike | null> { return this.load(validateId(id, 'id', 'spike')) }
-  async list (): Promise<Spike[]> { return this.writer.state.spikes().map(r => new Spike(this.writer, r)) }
-  private load (id: string): Spike | null {
-    const record = this.writer.state.spike(id)
-    return record === null ? null : new Spike(this.writer, record)
+export class SpikeCollection extends ItemCollection<Spike, SpikeBuilder> {
+  constructor (writer: Writer) {
+    super(writer, 'spike',
+      (state, id) => { const r = state.spike(id); return r === null ? null : new Spike(writer, r) },
+      (state) => state.spikes().map(r => new Spike(writer, r)),
+      (w, id, title, load) => new SpikeBuilder(w, 'spike_updated', id, title, load))
   }
 }
