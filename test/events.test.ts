@@ -40,6 +40,8 @@ test('every validation error code is thrown before anything is written, and name
   await rejects(t, cc.features.create('   ').save(), 'MISSING_FIELD', 'payload.title')
   await rejects(t, cc.append([{ event_type: 'feature_updated', resource_id: f.id, payload: { title: 42 as never } }]), 'INVALID_FIELD', 'payload.title')
   await rejects(t, cc.append([{ event_type: 'feature_updated', resource_id: f.id, payload: { colour: 'red' } as never }]), 'INVALID_FIELD', 'payload.colour')
+  await rejects(t, cc.append([{ event_type: 'feature_updated', resource_id: f.id, payload: { title: 'half an emoji \ud83d' } }]), 'INVALID_FIELD', 'payload.title')
+  await rejects(t, cc.append([{ event_type: 'feature_updated', resource_id: f.id, payload: { tags: ['ok', '\udc00'] } }]), 'INVALID_FIELD', 'payload.tags[1]')
   await rejects(t, cc.append([{ event_type: 'feature_updated', resource_id: f.id, payload: { description: 'x'.repeat(3000) } }]), 'PAYLOAD_TOO_LARGE', 'payload')
   // One bad draft in a batch: none of the batch is written.
   await rejects(t, cc.append([

@@ -34,6 +34,7 @@ export async function startRelay (kind: RelayKind): Promise<FanoutTarget> {
   try {
     const { port } = await server.request<{ port: number }>('start', { kind })
     const rss = async (): Promise<number> => (await server.request<{ rss: number }>('rss')).rss
+    const heap = async (): Promise<number> => (await server.request<{ heap: number }>('rss')).heap
     if (kind === 'ws') {
       const url = `ws://127.0.0.1:${port}/ws/broadcasts`
       const publisher = new WebSocket(url, { perMessageDeflate: false })
@@ -43,6 +44,7 @@ export async function startRelay (kind: RelayKind): Promise<FanoutTarget> {
         url,
         pid: server.pid,
         rss,
+        heap,
         post: async (marker) => { publisher.send(JSON.stringify(seedEvent(marker))) },
         close: async () => { publisher.terminate(); await server.kill() }
       }
@@ -54,6 +56,7 @@ export async function startRelay (kind: RelayKind): Promise<FanoutTarget> {
       url,
       pid: server.pid,
       rss,
+      heap,
       post: async (marker) => { publisher.emit('publish', seedEvent(marker)) },
       close: async () => { publisher.disconnect(); await server.kill() }
     }
@@ -75,6 +78,7 @@ export async function runKind (ctx: BenchContext, kind: RelayKind): Promise<Figu
     'fanout.p50_ms': summarize(runs.map((r) => r.p50), 'ms', true, shape),
     'fanout.p99_ms': summarize(runs.map((r) => r.p99), 'ms', true, shape),
     'fanout.server_rss_per_client_kb': summarize(runs.map((r) => r.serverKiBPerClient), 'KiB', true, 'server RSS after connect minus before, after GC, / clients'),
+    'fanout.server_heap_per_client_kb': summarize(runs.map((r) => r.serverHeapKiBPerClient), 'KiB', true, 'server heapUsed + external after connect minus before, after GC, / clients'),
     'fanout.client_rss_per_client_kb': summarize(runs.map((r) => r.clientKiBPerClient), 'KiB', true, 'client processes RSS delta, after GC, / clients')
   }
 }

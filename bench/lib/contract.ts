@@ -81,6 +81,7 @@ export const FIGURES = {
   'fanout.p50_ms': { group: 'fanout', title: 'one event to every client, p50 over clients', unit: 'ms', lowerIsBetter: true },
   'fanout.p99_ms': { group: 'fanout', title: 'one event to every client, p99 over clients', unit: 'ms', lowerIsBetter: true },
   'fanout.server_rss_per_client_kb': { group: 'fanout', title: 'server RSS per connected client', unit: 'KiB', lowerIsBetter: true },
+  'fanout.server_heap_per_client_kb': { group: 'fanout', title: 'server JS heap + external per connected client (steadier than RSS)', unit: 'KiB', lowerIsBetter: true },
   'fanout.client_rss_per_client_kb': { group: 'fanout', title: 'client-process RSS per connection', unit: 'KiB', lowerIsBetter: true },
   'sync.changes_per_s': { group: 'sync', title: 'small changes streamed A to B until B has all', unit: 'changes/s', lowerIsBetter: false },
   'sync.bytes_per_change': { group: 'sync', title: 'bytes on the wire per change (both directions)', unit: 'B', lowerIsBetter: true }

@@ -18,12 +18,14 @@ export interface FanoutTarget {
   pid: number
   /** RSS in bytes, ideally after a GC; default: VmRSS of pid after a 300 ms pause. */
   rss?: () => Promise<number>
+  /** process.memoryUsage() heapUsed + external in bytes, after a GC; optional (figure is NaN without it). */
+  heap?: () => Promise<number>
   /** Publishes one event whose broadcast frame contains `marker` (e.g. as its title); resolves once sent. */
   post (marker: string): Promise<void>
   close (): Promise<void>
 }
 
-export interface FanoutRun { p50: number, p99: number, serverKiBPerClient: number, clientKiBPerClient: number }
+export interface FanoutRun { p50: number, p99: number, serverKiBPerClient: number, serverHeapKiBPerClient: number, clientKiBPerClient: number }
 
 /**
  * One run: spawn the client processes, start the target, measure its RSS,
@@ -38,12 +40,15 @@ export async function measureFanout (protocol: ClientProtocol, start: () => Prom
     target = await start()
     const t = target
     const serverRss = t.rss ?? (async () => { await sleep(300); return rssOfPid(t.pid) })
+    const serverHeap = t.heap ?? (async () => Number.NaN)
     const serverBefore = await serverRss()
+    const heapBefore = await serverHeap()
     const clientsBefore = await Promise.all(procs.map((p) => p.request<{ rss: number }>('rss')))
     const share = (i: number): number => Math.floor(w.clients / w.clientProcesses) + (i < w.clients % w.clientProcesses ? 1 : 0)
     // one process at a time, so the two connection storms do not overlap
     for (let i = 0; i < procs.length; i++) await procs[i].request('connect', { protocol, url: t.url, count: share(i) }, 180_000)
     const serverAfter = await serverRss()
+    const heapAfter = await serverHeap()
     const clientsAfter = await Promise.all(procs.map((p) => p.request<{ rss: number }>('rss')))
 
     const latencies: number[] = []
@@ -61,6 +66,7 @@ export async function measureFanout (protocol: ClientProtocol, start: () => Prom
       p50: percentile(latencies, 50),
       p99: percentile(latencies, 99),
       serverKiBPerClient: (serverAfter - serverBefore) / 1024 / w.clients,
+      serverHeapKiBPerClient: (heapAfter - heapBefore) / 1024 / w.clients,
       clientKiBPerClient: clientDelta / 1024 / w.clients
     }
   } finally {

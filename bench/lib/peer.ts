@@ -50,6 +50,8 @@ export function servePeer (handlers: Record<string, Handler>, onExit?: () => Pro
     }
   })
   process.on('uncaughtException', (err) => {
+    // a peer's stderr is the harness's stderr: the only place a crash can be seen
+    console.error(`bench peer ${process.pid} crashed:`, err)
     emit('fatal', { error: err.stack ?? String(err) })
     void shutdown(1)
   })

@@ -14,6 +14,7 @@ export const MAX_TAG_LENGTH = 64
 export const MAX_LABEL_LENGTH = 128
 
 const ID_PATTERN = /^(feat|trk|spk)-[0-9a-f]{8}$/
+const LONE_SURROGATE = /\p{Surrogate}/u
 const LABEL_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:@+-]*$/
 const PREFIX_TO_TYPE: Record<string, ResourceType> = { feat: 'feature', trk: 'track', spk: 'spike' }
 
@@ -85,6 +86,8 @@ function text (value: unknown, field: string, opts: { required: boolean, max?: n
   }
   if (typeof value !== 'string') throw new CrosscastError('INVALID_FIELD', `${field} must be a string, got ${describe(value)}`, { field })
   if (opts.required && value.trim().length === 0) throw new CrosscastError('MISSING_FIELD', `${field} must not be empty`, { field })
+  // A lone surrogate has no UTF-8 encoding: SQLite would store bytes no reader can decode.
+  if (LONE_SURROGATE.test(value)) throw new CrosscastError('INVALID_FIELD', `${field} must be valid Unicode text (it holds an unpaired surrogate)`, { field })
   if (opts.max !== undefined && value.length > opts.max) {
     throw new CrosscastError('INVALID_FIELD', `${field} must be at most ${opts.max} characters, got ${value.length}`, { field })
   }

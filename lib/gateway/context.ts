@@ -4,7 +4,7 @@
 import type { FastifyRequest } from 'fastify'
 import type { Crosscast, BroadcastEvent, EventDraft } from '../index.ts'
 import { CrosscastError } from '../errors.ts'
-import { validateLabel } from '../events/validate.ts'
+import { validateLabel, validateDraft } from '../events/validate.ts'
 import type { BroadcastHub } from './ws-hub.ts'
 import type { GatewayCounters } from './metrics.ts'
 import type { Logger } from './logger.ts'
@@ -45,6 +45,8 @@ export function writerOf (req: FastifyRequest): Writer {
 
 /** Appends all drafts in one block of the writer's own session log (all or nothing). */
 export async function writeAs (ctx: GatewayContext, writer: Writer, drafts: EventDraft[]): Promise<BroadcastEvent[]> {
+  // Checked before the session is opened: a refused request must not leave a new session log behind.
+  for (const d of drafts) validateDraft({ ...d, agent_id: writer.agent }, ctx.cc.maxPayloadBytes)
   const session = await ctx.cc.session({ sessionId: writer.sessionId, agent: writer.agent })
   const events = await session.append(drafts.map(d => ({ ...d, agent_id: writer.agent })), { agent: writer.agent })
   ctx.counters.restWrites++

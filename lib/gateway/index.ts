@@ -105,7 +105,19 @@ export async function createGateway (cc: Crosscast, opts: GatewayOptions = {}): 
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
     forceCloseConnections: true,
-    return503OnClosing: true
+    return503OnClosing: true,
+    // A client that sends headers and then stalls its body would otherwise hold its socket forever.
+    requestTimeout: 30_000,
+    // A URL that does not decode or an over-long path parameter is refused by the router, before
+    // any hook: without this it would answer in fastify's own error shape instead of {code, message}.
+    frameworkErrors: (err, req, reply) => {
+      const { status, body } = toHttpError(err)
+      counters.restErrors++
+      const r = reply as unknown as FastifyReply
+      // As in the onResponse hook below (which does not run here): nothing else would close a refused upgrade's socket.
+      if (String(req.headers.upgrade).toLowerCase() === 'websocket') r.raw.once('finish', () => req.raw.socket?.destroy())
+      r.code(status).send(body)
+    }
   })
 
   const counters: GatewayCounters = { startedAt: Date.now(), restWrites: 0, restErrors: 0, writeSessions: new Map() }
@@ -149,7 +161,10 @@ export async function createGateway (cc: Crosscast, opts: GatewayOptions = {}): 
   app.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply) => {
     // A page on another site may resolve its own name to 127.0.0.1 (DNS rebinding): a loopback
     // gateway answers only requests addressed to a loopback name.
-    if (loopbackOnly && req.headers.host !== undefined && !isLoopback(hostnameOf(req.headers.host))) {
+    // An absolute-form target (POST http://name/path) names the host itself, and it wins over Host.
+    const target = req.raw.url ?? '/'
+    const targetHost = target.startsWith('/') || target === '*' ? null : URL.canParse(target) ? new URL(target).hostname : ''
+    if (loopbackOnly && ((req.headers.host !== undefined && !isLoopback(hostnameOf(req.headers.host))) || (targetHost !== null && !isLoopback(targetHost)))) {
       counters.restErrors++
       return sendError(reply, new CrosscastError('INVALID_HEADER', 'Host must name this machine (localhost or a loopback address)', { field: 'Host' }), 403)
     }
@@ -208,6 +223,8 @@ export async function createGateway (cc: Crosscast, opts: GatewayOptions = {}): 
         const q = req.query as { since?: unknown, session_id?: unknown }
         parseSince(q.since)
         if (q.session_id !== undefined) validateLabel(q.session_id, 'session_id')
+        // The header is the non-browser way to name the session; repeated copies arrive joined by ", ".
+        else if (req.headers['x-session-id'] !== undefined) validateLabel(req.headers['x-session-id'], 'X-Session-ID')
       }
     }, (socket, req) => {
       const q = req.query as { since?: string, session_id?: string }

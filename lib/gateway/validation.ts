@@ -39,11 +39,31 @@ function normalize (errors: Iterable<AjvLikeError>): AjvLikeError[] {
   return out
 }
 
+/** Value.Convert rounds and guesses ("1.5" → 1, "" → 0, "true" → 1): a query number must convert exactly. */
+function inexactNumbers (data: unknown, value: unknown): AjvLikeError[] {
+  if (data === null || typeof data !== 'object' || value === null || typeof value !== 'object') return []
+  const out: AjvLikeError[] = []
+  for (const [key, raw] of Object.entries(data)) {
+    const converted = (value as Record<string, unknown>)[key]
+    if (typeof raw === 'string' && typeof converted === 'number' && (raw.trim() === '' || Number(raw) !== converted)) {
+      out.push({ keyword: 'type', instancePath: `/${key}`, params: { type: 'number' }, message: `must be a number written out exactly, got ${JSON.stringify(raw.slice(0, 40))}` })
+    }
+  }
+  return out
+}
+
 export const typeboxValidatorCompiler: FastifySchemaCompiler<TSchema> = ({ schema, httpPart }) => {
   const validator = Compile(schema)
   const convert = httpPart === 'querystring' || httpPart === 'params'
   const fn: ValidatorFn = (data: unknown) => {
+    // Convert works in place: keep what the client sent to compare against.
+    const sent = convert && data !== null && typeof data === 'object' ? { ...data } : data
     const value = convert ? Value.Convert(schema, data) : data
+    const inexact = convert ? inexactNumbers(sent, value) : []
+    if (inexact.length > 0) {
+      fn.errors = inexact
+      return false
+    }
     // Only converted parts are handed back: fastify would otherwise replace request.headers.
     if (validator.Check(value)) return convert ? { value } : true
     fn.errors = normalize(validator.Errors(value) as Iterable<AjvLikeError>)

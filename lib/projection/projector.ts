@@ -67,6 +67,15 @@ export class Projector {
     return this.nextCursor - 1
   }
 
+  /**
+   * Call after the projected tables were cleared (reindex). Cursors keep
+   * increasing: a client resuming from an old cursor then sees events again
+   * rather than missing some.
+   */
+  reset (): void {
+    this.rules.reset()
+  }
+
   registerWriter (key: string, meta: { sessionId?: string | null, agentId?: string | null, local?: boolean }): void {
     this.upsertWriter.run(key, meta.sessionId ?? null, meta.agentId ?? null, meta.local === true ? 1 : 0)
   }

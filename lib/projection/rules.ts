@@ -18,6 +18,8 @@ const FIELDS: Record<ResourceType, readonly string[]> = {
   spike: ['title', 'findings']
 }
 const TABLE: Record<ResourceType, string> = { feature: 'features', track: 'tracks', spike: 'spikes' }
+/** State rows kept in memory between transactions (a few hundred bytes each). */
+const ROW_CACHE_SIZE = 10_000
 
 export function newer (a: Clock, b: Clock | undefined): boolean {
   if (b === undefined) return true
@@ -52,10 +54,13 @@ export class StateRules {
   private readonly siblings: Statement
   private readonly insertConflict: Statement
   /**
-   * Rows touched in the current transaction, written once at flush(): a block
-   * of hundreds of events on a few features reads and writes each row once.
+   * State rows as last written, most recently used last. The projector is the
+   * only writer of these tables, so the cache stays exact: a row is read from
+   * SQLite once, and a block of hundreds of events on a few features writes
+   * each row once (at flush).
    */
   private readonly rows = new Map<string, { type: ResourceType, row: Record<string, unknown>, clocks: Clocks }>()
+  private readonly dirty = new Set<string>()
 
   constructor (db: Database) {
     this.select = {} as Record<ResourceType, Statement>
@@ -103,6 +108,11 @@ export class StateRules {
 
   private load (type: ResourceType, id: string): { row: Record<string, unknown>, clocks: Clocks } {
     let entry = this.rows.get(id)
+    if (entry !== undefined && !this.dirty.has(id)) {
+      // Move to the most recently used end.
+      this.rows.delete(id)
+      this.rows.set(id, entry)
+    }
     if (entry === undefined) {
       const existing = this.select[type].get(id) as StateRow | undefined
       const row: Record<string, unknown> = existing === undefined
@@ -112,22 +122,37 @@ export class StateRules {
       entry = { type, row, clocks: existing === undefined ? {} : JSON.parse(existing.clocks) }
       this.rows.set(id, entry)
     }
+    this.dirty.add(id)
     return entry
   }
 
   /** Writes every row touched since the last flush; call before the transaction commits. */
   flush (): void {
-    for (const [id, { type, row, clocks }] of this.rows) {
+    for (const id of this.dirty) {
+      const { type, row, clocks } = this.rows.get(id)!
       row.id = id
+      const saved = row.clocks
       row.clocks = JSON.stringify(clocks)
       this.upsert[type].run(row)
+      row.clocks = saved
     }
-    this.rows.clear()
+    this.dirty.clear()
+    for (const id of this.rows.keys()) {
+      if (this.rows.size <= ROW_CACHE_SIZE) break
+      this.rows.delete(id)
+    }
   }
 
-  /** Forgets unflushed rows (the transaction rolled back). */
+  /** The transaction rolled back: rows it touched are stale, read them again next time. */
   discard (): void {
+    for (const id of this.dirty) this.rows.delete(id)
+    this.dirty.clear()
+  }
+
+  /** The tables were cleared (reindex). */
+  reset (): void {
     this.rows.clear()
+    this.dirty.clear()
   }
 
   private writeFields (event: BroadcastEvent, writes: Record<string, unknown>): void {

@@ -430,6 +430,7 @@ export class Crosscast extends EventEmitter implements Writer {
       this.projector.publishing = false
       try {
         clearProjection(this.db)
+        this.projector.reset()
         this.lastSeen.clear()
         const feeds = [...this.feeds.values()]
         const total = feeds.reduce((n, f) => n + f.core.contiguousLength, 0)

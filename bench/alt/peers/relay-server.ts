@@ -77,7 +77,8 @@ servePeer({
   },
   async rss () {
     await settleMemory()
-    return { rss: rssSelf(), connected }
+    const mem = process.memoryUsage()
+    return { rss: rssSelf(), heap: mem.heapUsed + mem.external, connected }
   }
 }, async () => {
   closeAll()
