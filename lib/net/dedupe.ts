@@ -3,7 +3,7 @@
 // Both ends run this on the same pair and must pick the same one, otherwise each
 // closes the connection the other kept and they are left with none. So the rule
 // uses only facts both ends see identically for a given connection:
-//   1. the transport (swarm over lan over memory): a LAN link is kept only until
+//   1. the transport (swarm over lan over stream over memory): a LAN link is kept only until
 //      the DHT finds the peer. Ranking swarm first means Hyperswarm's own retries
 //      never lose to a LAN link and so never churn; LAN never dials a peer that
 //      is already connected, so it does not churn either.
@@ -13,7 +13,7 @@
 //      equal at both ends, so even two dials by the same side settle.
 import type { TransportName } from './types.ts'
 
-const TRANSPORT_RANK: Record<TransportName, number> = { swarm: 2, lan: 1, memory: 0 }
+const TRANSPORT_RANK: Record<TransportName, number> = { swarm: 3, lan: 2, stream: 1, memory: 0 }
 
 export interface Candidate {
   transport: TransportName

@@ -1,7 +1,8 @@
 import type NoiseSecretStream from '@hyperswarm/secret-stream'
 import type { Logger } from '../logger.ts'
 
-export type TransportName = 'swarm' | 'lan' | 'memory'
+/** 'stream': a duplex the application handed to Crosscast#replicate (a pipe, an SSH tunnel, a TCP socket). */
+export type TransportName = 'swarm' | 'lan' | 'stream' | 'memory'
 
 export interface KeyPair { publicKey: Buffer, secretKey: Buffer }
 

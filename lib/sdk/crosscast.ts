@@ -24,6 +24,8 @@ import { StateReader, type ConflictRecord } from './state.ts'
 import { FeatureCollection, TrackCollection, SpikeCollection, type Writer } from './resources.ts'
 import { WriterFile, WriterFeed, type KnownWriter } from './writers.ts'
 import { NodeNetwork, type PeerStatus } from './network.ts'
+import type { Duplex } from 'node:stream'
+import type NoiseSecretStream from '@hyperswarm/secret-stream'
 
 export interface WriterStatus { key: string, sessionId: string | null, agentId: string | null, local: boolean, length: number, indexed: number, lag: number, skipped: number, lastError: string | null }
 
@@ -183,7 +185,8 @@ export class Crosscast extends EventEmitter implements Writer {
     this.defaultSession = await this.session({ sessionId: this.options.sessionId, agent: this.options.agent })
     // Catch up what earlier runs left unprojected (a crash between append and commit).
     await Promise.all([...this.feeds.values()].map(feed => feed.drain()))
-    if (this.options.swarm || this.options.lan !== false) {
+    // Started even with swarm and LAN off: replicate() can still carry the room over any stream.
+    {
       this.network = new NodeNetwork(this, this.options, this.logger)
       await this.network.start()
       this.forkCheck = setInterval(() => this.checkForks(), FORK_CHECK_MS)
@@ -301,6 +304,19 @@ export class Crosscast extends EventEmitter implements Writer {
 
   /** @internal */
   readonly rejectedWriters = new Set<string>()
+
+  /**
+   * Replicates this node's room over any duplex stream (a pipe, an SSH tunnel,
+   * a TCP socket): it is wrapped in a Noise secret stream, must pass the room
+   * handshake like any peer, and is deduplicated against other connections to
+   * the same peer. Call it on both ends, one with isInitiator true. Returns the
+   * encrypted stream; destroy it (or the raw one) to disconnect.
+   */
+  replicate (isInitiator: boolean, rawStream: Duplex): NoiseSecretStream {
+    if (this.closing !== null || this.network === null) throw new CrosscastError('CLOSED', 'the node is closed')
+    if (typeof isInitiator !== 'boolean') throw new CrosscastError('INVALID_OPTION', 'replicate(isInitiator, stream): isInitiator must be true or false', { field: 'isInitiator' })
+    return this.network.replicate(isInitiator, rawStream)
+  }
 
   /** @internal the corestore, for replication. */
   get _store (): Corestore {

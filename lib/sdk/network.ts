@@ -9,6 +9,9 @@ import type { Logger } from '../logger.ts'
 import type { ResolvedOptions } from './options.ts'
 import type { KnownWriter } from './writers.ts'
 import type Corestore from 'corestore'
+import type { Duplex } from 'node:stream'
+import NoiseSecretStream from '@hyperswarm/secret-stream'
+import { CrosscastError } from '../errors.ts'
 
 export interface PeerStatus { remoteKey: string, transport: TransportName, since: number, authenticated: boolean }
 
@@ -59,6 +62,14 @@ export class NodeNetwork {
     this.discovery = discovery
     this.replicator = replicator
     discovery.join(room.topic)
+  }
+
+  /** Replicates the room over a duplex the application provides, wrapped in Noise with this node's identity. */
+  replicate (isInitiator: boolean, rawStream: Duplex): NoiseSecretStream {
+    if (this.discovery === null) throw new CrosscastError('CLOSED', 'the network is not running')
+    const stream = new NoiseSecretStream(isInitiator, rawStream, { keyPair: this.discovery.keyPair })
+    this.discovery.attach(stream, 'stream')
+    return stream
   }
 
   announce (info: KnownWriter): void {
