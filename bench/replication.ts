@@ -1,180 +1,238 @@
-// Peer-to-peer figures (issue 3), every peer a separate OS process, all on a
-// hyperdht testnet bound to 127.0.0.1, each beside raw hypercore on the SAME
-// transport (Hyperswarm over that testnet) in the same run:
-//   - idle latency, save on A → event in B's SQLite and B's subscriber
-//   - sustained throughput, 1 writer → 2 readers, every event projected
-//   - catch-up of a reader that missed 200,000 events
-//   - 10 writers x 1,000 events at once, until every peer holds all 10,000
-//   - resident memory per connected peer
+// Peer-to-peer figures, every session a separate OS process, replicating over
+// TCP + Noise on 127.0.0.1 (the transport the hypercore-stack alternatives use
+// in bench/alt, so the comparison ratios compare the same network path):
+//
+//   comparison ids (beside bench/alt, same workload):
+//     replication.latency_ms, replication.batched_*, replication.unbatched_events_per_s
+//     multiwriter.converge_ms / converge_events_per_s / latency_ms
+//     sync.changes_per_s, sync.bytes_per_change
+//   issue 3's own figures (p2p.*), each beside raw hypercore in the same run:
+//     idle latency p50/p99, 1 writer → 2 readers throughput, catch-up of
+//     200,000 events, 10 writers x 1,000 events, RSS per connected peer
 //
 //   npx tsx bench/replication.ts       (BENCH_RUNS, BENCH_QUICK=1)
 
 import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
-import createTestnet from 'hyperdht/testnet'
 import { spawnPeer, summarize, percentile, median, fmtFigure, type Peer, type Figure } from './lib/stats.ts'
 import { contextFromEnv, type BenchContext, type FigureSet } from './lib/contract.ts'
 
 export const system = 'crosscast'
 const PEER = new URL('./peers/crosscast-peer.ts', import.meta.url)
 
-type Bootstrap = Array<{ host: string, port: number }>
-let roomCounter = 0
+let rooms = 0
 
-async function openPeers (count: number, bootstrap: Bootstrap, room: string, prefix: string): Promise<Peer[]> {
+async function spawnNodes (count: number, prefix: string): Promise<Peer[]> {
+  const room = `${prefix}-${rooms++}`
   const peers = await Promise.all(Array.from({ length: count }, (_, i) => spawnPeer(PEER, `${prefix}${i}`)))
-  await Promise.all(peers.map((p, i) => p.request('open', { room, bootstrap, sessionId: `${prefix}${i}`, name: 'node' })))
+  await Promise.all(peers.map((p, i) => p.request('open', { room, sessionId: `${prefix}${i}` })))
   return peers
 }
 
-async function waitConnected (peers: Peer[], expected: number, timeoutMs = 30_000): Promise<void> {
+/** Every peer dials every earlier one: a full mesh, each link room-authenticated. */
+async function connectMesh (peers: Peer[], timeoutMs = 60_000): Promise<void> {
+  const ports = await Promise.all(peers.map(p => p.request<{ port: number }>('listen')))
+  for (let i = 1; i < peers.length; i++) {
+    for (let j = 0; j < i; j++) await peers[i].request('connect', { port: ports[j].port })
+  }
   const deadline = Date.now() + timeoutMs
   for (;;) {
     const counts = await Promise.all(peers.map(p => p.request<number>('peers')))
-    if (counts.every(n => n >= expected)) return
-    if (Date.now() > deadline) throw new Error(`peers did not connect: ${counts.join(', ')}`)
-    await sleep(50)
+    if (counts.every(n => n >= peers.length - 1)) return
+    if (Date.now() > deadline) throw new Error(`mesh did not form: ${counts.join(', ')}`)
+    await sleep(20)
   }
 }
 
-async function latency (bootstrap: Bootstrap, samples: number, gapMs: number): Promise<{ p50: number, p99: number, rawP50: number, rawP99: number }> {
-  const room = `lat-${roomCounter++}`
-  const [a, b] = await openPeers(2, bootstrap, room, 'lat')
-  try {
-    await waitConnected([a, b], 1)
-    const ours: number[] = []
-    for (let i = 0; i < samples + 5; i++) {
-      const { startNs, eventId } = await a.request<{ startNs: bigint, eventId: string }>('saveOne')
-      const { atNs } = await b.request<{ atNs: bigint }>('arrivedAt', { eventId })
-      if (i >= 5) ours.push(Number(atNs - startNs) / 1e6) // the first few warm up the JIT and the connection
-      await sleep(gapMs)
-    }
-    const { key } = await a.request<{ key: string }>('rawWriter', { bootstrap })
-    await b.request('rawReader', { key, bootstrap })
-    const raw: number[] = []
-    for (let i = 0; i < samples + 5; i++) {
-      const block = Buffer.from(JSON.stringify({ old_status: 'todo', new_status: 'done', i }).padEnd(100))
-      const { startNs, length } = await a.request<{ startNs: bigint, length: number }>('rawAppend', { blocks: [block] })
-      const { atNs } = await b.request<{ atNs: bigint }>('rawArrivedAt', { length, timeoutMs: 10_000 })
-      if (i >= 5) raw.push(Number(atNs - startNs) / 1e6)
-      await sleep(gapMs)
-    }
-    return { p50: percentile(ours, 50), p99: percentile(ours, 99), rawP50: percentile(raw, 50), rawP99: percentile(raw, 99) }
-  } finally {
-    await Promise.all([a.kill(), b.kill()])
-  }
+async function allReach (peers: Peer[], count: number, timeoutMs = 300_000): Promise<bigint> {
+  const times = await Promise.all(peers.map(p => p.request<{ atNs: bigint }>('countAt', { count, timeoutMs }, timeoutMs + 10_000)))
+  return times.reduce((m, t) => t.atNs > m ? t.atNs : m, 0n)
 }
 
-async function throughput (bootstrap: Bootstrap, events: number): Promise<{ perReader: number, raw: number, blocks: number }> {
-  const room = `tp-${roomCounter++}`
-  const [w, r1, r2] = await openPeers(3, bootstrap, room, 'tp')
-  try {
-    await waitConnected([w, r1, r2], 2)
-    const burst = await w.request<{ startNs: bigint, endNs: bigint, total: number, blocks: number }>('burst', { count: events, concurrency: 512 }, 600_000)
-    const arrived = await Promise.all([r1, r2].map(r => r.request<{ atNs: bigint }>('countAt', { count: burst.total, timeoutMs: 300_000 }, 310_000)))
-    const perReader = median(arrived.map(a => events / (Number(a.atNs - burst.startNs) / 1e9)))
-    // The baseline: the same number of events, 100 B each, in the same number of blocks, raw.
-    const { key } = await w.request<{ key: string }>('rawWriter', { bootstrap })
-    await r1.request('rawReader', { key, bootstrap })
-    const perBlock = Math.max(1, Math.round(events / burst.blocks))
-    const blocks = Array.from({ length: Math.ceil(events / perBlock) }, () => Buffer.alloc(perBlock * 100, 7))
-    const raw = await w.request<{ startNs: bigint, length: number }>('rawAppend', { blocks }, 600_000)
-    const rawAt = await r1.request<{ atNs: bigint }>('rawArrivedAt', { length: raw.length, timeoutMs: 300_000 }, 310_000)
-    return { perReader, raw: events / (Number(rawAt.atNs - raw.startNs) / 1e9), blocks: burst.blocks }
-  } finally {
-    await Promise.all([w.kill(), r1.kill(), r2.kill()])
-  }
+async function killAll (peers: Peer[]): Promise<void> {
+  await Promise.all(peers.map(p => p.kill()))
 }
 
-async function catchUp (bootstrap: Bootstrap, events: number): Promise<number> {
-  const room = `cu-${roomCounter++}`
-  const [w] = await openPeers(1, bootstrap, room, 'cuw')
-  let reader: Peer | null = null
-  try {
-    const burst = await w.request<{ total: number }>('burst', { count: events, concurrency: 512 }, 600_000)
-    reader = (await openPeers(1, bootstrap, room, 'cur'))[0]
-    const startNs = process.hrtime.bigint()
-    const { atNs } = await reader.request<{ atNs: bigint }>('countAt', { count: burst.total, timeoutMs: 300_000 }, 310_000)
-    return Number(atNs - startNs) / 1e6
-  } finally {
-    await Promise.all([w.kill(), reader?.kill()])
+interface Pair { a: Peer, b: Peer }
+
+/**
+ * Idle latency, crosscast and raw hypercore samples interleaved on the same two
+ * processes, so both see the same conditions. crosscast's clock runs from A's
+ * save() to B's subscriber (after B's SQLite commit); raw's from A's append to
+ * the block being available at B.
+ */
+async function latency (pair: Pair, samples: number, gapMs: number, rawBytes: number): Promise<{ ours: number[], raw: number[] }> {
+  const ours: number[] = []
+  const raw: number[] = []
+  for (let i = 0; i < samples; i++) {
+    const { startNs, eventId } = await pair.a.request<{ startNs: bigint, eventId: string }>('saveOne')
+    const { atNs } = await pair.b.request<{ atNs: bigint }>('arrivedAt', { eventId })
+    ours.push(Number(atNs - startNs) / 1e6)
+    await sleep(gapMs)
+    const r = await pair.a.request<{ startNs: bigint, length: number }>('rawAppend', { blocks: 1, bytes: rawBytes })
+    const { atNs: rawAt } = await pair.b.request<{ atNs: bigint }>('rawArrivedAt', { length: r.length, timeoutMs: 10_000 })
+    raw.push(Number(rawAt - r.startNs) / 1e6)
+    await sleep(gapMs)
   }
+  return { ours, raw }
 }
 
-async function manyWriters (bootstrap: Bootstrap, writers: number, perWriter: number): Promise<{ convergeMs: number, rssPerPeerKb: number }> {
-  const room = `mw-${roomCounter++}`
-  const peers = await openPeers(writers, bootstrap, room, 'mw')
-  try {
-    const alone = await peers[0].request<number>('rss')
-    // Convergence needs a connected graph, not a full mesh: logs are relayed by whoever holds them.
-    await waitConnected(peers, 1, 60_000)
-    await sleep(2000)
-    const connected = await peers[0].request<number>('rss')
-    const peerCount = await peers[0].request<number>('peers')
-    const before = await Promise.all(peers.map(p => p.request<number>('count')))
-    const target = before[0] + writers * (perWriter + Math.min(512, 64)) // burst() first creates its features
-    const startNs = process.hrtime.bigint()
-    const bursts = peers.map(p => p.request<{ total: number }>('burst', { count: perWriter, concurrency: 100 }, 300_000))
-    const arrived = await Promise.all(peers.map(p => p.request<{ atNs: bigint }>('countAt', { count: target, timeoutMs: 120_000 }, 130_000)))
-    await Promise.all(bursts)
-    const last = arrived.reduce((m, a) => a.atNs > m ? a.atNs : m, 0n)
-    return { convergeMs: Number(last - startNs) / 1e6, rssPerPeerKb: (connected - alone) / Math.max(1, peerCount) / 1024 }
-  } finally {
-    await Promise.all(peers.map(p => p.kill()))
-  }
+/** The writer sends `count` events (window in flight) until every reader has projected them all. */
+async function transfer (writer: Peer, readers: Peer[], count: number, window: number): Promise<{ perReader: number[], blocks: number }> {
+  const burst = await writer.request<{ startNs: bigint, total: number, blocks: number }>('burst', { count, window }, 600_000)
+  const times = await Promise.all(readers.map(r => r.request<{ atNs: bigint }>('countAt', { count: burst.total, timeoutMs: 300_000 }, 310_000)))
+  return { perReader: times.map(t => count / (Number(t.atNs - burst.startNs) / 1e9)), blocks: burst.blocks }
+}
+
+async function rawTransfer (pair: Pair, blocks: number, bytes: number): Promise<number> {
+  const res = await pair.a.request<{ startNs: bigint, length: number }>('rawAppend', { blocks, bytes }, 600_000)
+  const { atNs } = await pair.b.request<{ atNs: bigint }>('rawArrivedAt', { length: res.length, timeoutMs: 300_000 }, 310_000)
+  return Number(atNs - res.startNs) / 1e9
 }
 
 export async function run (ctx: BenchContext): Promise<FigureSet> {
-  const testnet = await createTestnet(3, { host: '127.0.0.1' })
-  const bootstrap = testnet.bootstrap.map(({ host, port }) => ({ host, port }))
+  const w = ctx.workload
+  const samples = w.replication.latencySamples
+  const gap = w.replication.latencyGapMs
+  const eventBytes = 95 // one status_changed event as crosscast encodes it (bench/local.ts measures it)
+  const readersEvents = ctx.quick ? 20_000 : 100_000
+  const catchUpEvents = ctx.quick ? 20_000 : 200_000
+  const tenWriters = 10
+  const tenPerWriter = ctx.quick ? 200 : 1000
+  const f: Record<string, number[]> = {}
+  const push = (id: string, v: number): void => { (f[id] ??= []).push(v) }
+
+  // One pair for latency, batched, unbatched and sync; a third peer for 1 → 2 readers.
+  const [a, b, c] = await spawnNodes(3, 'rp')
+  const mw = await spawnNodes(w.multiwriter.writers, 'mw')
   try {
-    const samples = ctx.workload.replication.latencySamples
-    const events = ctx.quick ? 20_000 : 100_000
-    const catchUpEvents = ctx.quick ? 20_000 : 200_000
-    const writers = 10
-    const perWriter = ctx.quick ? 200 : 1000
-    const lat = { p50: [] as number[], p99: [] as number[], rawP50: [] as number[], rawP99: [] as number[], ratio: [] as number[] }
-    const tp = { ours: [] as number[], raw: [] as number[], ratio: [] as number[], blocks: [] as number[] }
-    const cu: number[] = []
-    const mw: number[] = []
-    const rss: number[] = []
-    for (let i = 0; i < ctx.runs; i++) {
-      ctx.log(`replication: run ${i + 1}/${ctx.runs}: latency`)
-      const l = await latency(bootstrap, samples, ctx.workload.replication.latencyGapMs)
-      lat.p50.push(l.p50); lat.p99.push(l.p99); lat.rawP50.push(l.rawP50); lat.rawP99.push(l.rawP99); lat.ratio.push(l.p50 / l.rawP50)
-      ctx.log(`replication: run ${i + 1}/${ctx.runs}: throughput`)
-      const t = await throughput(bootstrap, events)
-      tp.ours.push(t.perReader); tp.raw.push(t.raw); tp.ratio.push(t.perReader / t.raw); tp.blocks.push(t.blocks)
-      ctx.log(`replication: run ${i + 1}/${ctx.runs}: catch-up`)
-      cu.push(await catchUp(bootstrap, catchUpEvents))
-      ctx.log(`replication: run ${i + 1}/${ctx.runs}: ${writers} writers`)
-      const m = await manyWriters(bootstrap, writers, perWriter)
-      mw.push(m.convergeMs); rss.push(m.rssPerPeerKb)
-    }
-    return {
-      'p2p.latency_p50_ms': summarize(lat.p50, 'ms', true, `save on A → B's SQLite + subscriber, ${samples} idle saves per run; target <= 3 ms`),
-      'p2p.latency_p99_ms': summarize(lat.p99, 'ms', true, 'target <= 15 ms'),
-      'p2p.raw_hypercore_latency_p50_ms': summarize(lat.rawP50, 'ms', true, 'raw hypercore, one block, same transport, same run'),
-      'p2p.raw_hypercore_latency_p99_ms': summarize(lat.rawP99, 'ms', true),
-      'p2p.latency_ratio_vs_raw': summarize(lat.ratio, 'x', true, 'p50 crosscast ÷ p50 raw; target <= 1.5'),
-      'p2p.throughput_per_reader_events_per_s': summarize(tp.ours, 'events/s', false, `1 writer → 2 readers, ${events} events, each projected at each reader; target >= 20,000/s`),
-      'p2p.raw_hypercore_events_per_s': summarize(tp.raw, 'events/s', false, 'raw hypercore, same events in as many blocks, same transport'),
-      'p2p.throughput_ratio_vs_raw': summarize(tp.ratio, 'x', false),
-      'p2p.blocks_per_burst': summarize(tp.blocks, 'blocks', true, `blocks the writer's group commit made for ${events} events`),
-      'p2p.catch_up_ms': summarize(cu, 'ms', true, `a reader that missed ${catchUpEvents} events, until all are projected; target <= 10,000 ms`),
-      'p2p.ten_writers_converge_ms': summarize(mw, 'ms', true, `${writers} writers x ${perWriter} events at once, until every peer holds all; target <= 2,000 ms`),
-      'p2p.rss_per_peer_kb': summarize(rss, 'KiB', true, `one node's RSS with its peers connected minus alone, after GC, per peer; target <= 1,024 KiB`)
+    await connectMesh([a, b, c])
+    const pair = { a, b }
+    const { key, port } = await a.request<{ key: string, port: number }>('rawWriter')
+    await b.request('rawReader', { key, port })
+    await a.request('prepare', { features: 64 })
+    await allReach([b, c], await a.request<number>('count'))
+    await latency(pair, 5, 5, eventBytes) // warm-up: JIT, first proofs
+    await connectMesh(mw)
+    await Promise.all(mw.map(p => p.request('prepare', { features: 64 })))
+    await allReach(mw, w.multiwriter.writers * 64)
+
+    for (let run = 0; run < ctx.runs; run++) {
+      ctx.log(`[crosscast] replication run ${run + 1}/${ctx.runs}`)
+      const { ours, raw } = await latency(pair, samples, gap, eventBytes)
+      push('replication.latency_ms', median(ours))
+      push('p2p.latency_p50_ms', percentile(ours, 50))
+      push('p2p.latency_p99_ms', percentile(ours, 99))
+      push('p2p.raw_hypercore_latency_p50_ms', percentile(raw, 50))
+      push('p2p.latency_ratio_vs_raw', percentile(ours, 50) / percentile(raw, 50))
+
+      // Batched: as fast as the SDK takes them, group commit packs the blocks; only B reads.
+      const batched = await transfer(a, [b], w.replication.batchedEvents, 512)
+      const seconds = w.replication.batchedEvents / batched.perReader[0]
+      push('replication.batched_events_per_s', batched.perReader[0])
+      push('replication.batched_blocks_per_s', batched.blocks / seconds)
+      const rawSeconds = await rawTransfer(pair, batched.blocks, Math.round(w.replication.batchedEvents / batched.blocks) * eventBytes)
+      push('p2p.raw_hypercore_same_blocks_events_per_s', w.replication.batchedEvents / rawSeconds)
+      push('p2p.batched_ratio_vs_raw', batched.perReader[0] / (w.replication.batchedEvents / rawSeconds))
+
+      const unbatched = await transfer(a, [b], w.replication.unbatchedEvents, 1)
+      push('replication.unbatched_events_per_s', unbatched.perReader[0])
+
+      // 1 writer → 2 readers, every event projected at each.
+      const fan = await transfer(a, [b, c], readersEvents, 512)
+      push('p2p.throughput_per_reader_events_per_s', Math.min(...fan.perReader))
+
+      // Sync: one status change per event-loop turn on A, until B has the last; bytes on A's sockets.
+      const bytesBefore = await a.request<number>('bytes')
+      const trickle = await a.request<{ startNs: bigint, total: number }>('trickle', { count: w.sync.changes }, 600_000)
+      const { atNs } = await b.request<{ atNs: bigint }>('countAt', { count: trickle.total, timeoutMs: 300_000 }, 310_000)
+      push('sync.changes_per_s', w.sync.changes / (Number(atNs - trickle.startNs) / 1e9))
+      // A's sockets also carried C's copy: count the A–B link's share, half of two equal links.
+      push('sync.bytes_per_change', (await a.request<number>('bytes') - bytesBefore) / 2 / w.sync.changes)
+
+      // Multi-writer: each writer `eventsPerWriter` with at most appendWindow in flight, at once.
+      const start = await Promise.all(mw.map(p => p.request<number>('count')))
+      const target = start[0] + w.multiwriter.writers * w.multiwriter.eventsPerWriter
+      const t0 = process.hrtime.bigint()
+      const bursts = mw.map(p => p.request('burst', { count: w.multiwriter.eventsPerWriter, window: w.multiwriter.appendWindow }, 600_000))
+      const converged = await allReach(mw, target)
+      await Promise.all(bursts)
+      const convergeMs = Number(converged - t0) / 1e6
+      push('multiwriter.converge_ms', convergeMs)
+      push('multiwriter.converge_events_per_s', (w.multiwriter.writers * w.multiwriter.eventsPerWriter) / (convergeMs / 1000))
+      const mwLatency: number[] = []
+      for (let i = 0; i < w.multiwriter.latencySamples; i++) {
+        const { startNs, eventId } = await mw[0].request<{ startNs: bigint, eventId: string }>('saveOne')
+        const arrived = await Promise.all(mw.slice(1).map(p => p.request<{ atNs: bigint }>('arrivedAt', { eventId })))
+        mwLatency.push(Math.max(...arrived.map(x => Number(x.atNs - startNs) / 1e6)))
+        await sleep(w.multiwriter.latencyGapMs)
+      }
+      push('multiwriter.latency_ms', median(mwLatency))
+
+      // Catch-up: a fresh reader joins a writer that already holds catchUpEvents.
+      const [cw, cr] = await spawnNodes(2, 'cu')
+      try {
+        const burst = await cw.request<{ total: number }>('burst', { count: catchUpEvents, window: 512 }, 600_000)
+        const t1 = process.hrtime.bigint()
+        await connectMesh([cw, cr])
+        const { atNs: caught } = await cr.request<{ atNs: bigint }>('countAt', { count: burst.total, timeoutMs: 300_000 }, 310_000)
+        push('p2p.catch_up_ms', Number(caught - t1) / 1e6)
+      } finally {
+        await killAll([cw, cr])
+      }
+
+      // Ten writers at once, and what each connected peer costs in memory.
+      const ten = await spawnNodes(tenWriters, 'ten')
+      try {
+        const alone = await ten[0].request<number>('rss')
+        await connectMesh(ten)
+        const connected = await ten[0].request<number>('rss')
+        push('p2p.rss_per_peer_kb', (connected - alone) / (tenWriters - 1) / 1024)
+        await Promise.all(ten.map(p => p.request('prepare', { features: 64 })))
+        await allReach(ten, tenWriters * 64)
+        const total = tenWriters * 64 + tenWriters * tenPerWriter
+        const t2 = process.hrtime.bigint()
+        const writes = ten.map(p => p.request('burst', { count: tenPerWriter, window: 100 }, 300_000))
+        const done = await allReach(ten, total)
+        await Promise.all(writes)
+        push('p2p.ten_writers_converge_ms', Number(done - t2) / 1e6)
+      } finally {
+        await killAll(ten)
+      }
     }
   } finally {
-    await testnet.destroy()
+    await killAll([a, b, c, ...mw])
+  }
+
+  const fig = (id: string, unit: string, lower: boolean, note?: string): Figure => summarize(f[id], unit, lower, note)
+  const mwNote = `${w.multiwriter.writers} writers x ${w.multiwriter.eventsPerWriter} events, <= ${w.multiwriter.appendWindow} in flight each, full mesh`
+  return {
+    'replication.latency_ms': fig('replication.latency_ms', 'ms', true, `median of ${samples} idle saves per run, A's save() to B's subscriber (after B's SQLite commit)`),
+    'replication.batched_events_per_s': fig('replication.batched_events_per_s', 'events/s', false, `${w.replication.batchedEvents} status changes, 512 callers in flight, group commit packs the blocks; projected at B`),
+    'replication.batched_blocks_per_s': fig('replication.batched_blocks_per_s', 'blocks/s', false, 'the blocks group commit made'),
+    'replication.unbatched_events_per_s': fig('replication.unbatched_events_per_s', 'events/s', false, `${w.replication.unbatchedEvents} saves, each awaited: one event per block`),
+    'multiwriter.converge_ms': fig('multiwriter.converge_ms', 'ms', true, mwNote),
+    'multiwriter.converge_events_per_s': fig('multiwriter.converge_events_per_s', 'events/s', false, mwNote),
+    'multiwriter.latency_ms': fig('multiwriter.latency_ms', 'ms', true, 'idle save on one writer until both others projected it'),
+    'sync.changes_per_s': fig('sync.changes_per_s', 'changes/s', false, `${w.sync.changes} status changes, one per event-loop turn, until B projected the last`),
+    'sync.bytes_per_change': fig('sync.bytes_per_change', 'B', true, 'TCP bytes both directions on the A–B link / changes'),
+    'p2p.latency_p50_ms': fig('p2p.latency_p50_ms', 'ms', true, 'target <= 3 ms'),
+    'p2p.latency_p99_ms': fig('p2p.latency_p99_ms', 'ms', true, 'target <= 15 ms'),
+    'p2p.raw_hypercore_latency_p50_ms': fig('p2p.raw_hypercore_latency_p50_ms', 'ms', true, 'raw hypercore, one block, same processes and transport'),
+    'p2p.latency_ratio_vs_raw': fig('p2p.latency_ratio_vs_raw', 'x', true, 'p50 crosscast ÷ p50 raw, same run; target <= 1.5'),
+    'p2p.raw_hypercore_same_blocks_events_per_s': fig('p2p.raw_hypercore_same_blocks_events_per_s', 'events/s', false, 'raw hypercore: as many blocks of the same bytes, appended back to back'),
+    'p2p.batched_ratio_vs_raw': fig('p2p.batched_ratio_vs_raw', 'x', false, 'crosscast ÷ raw, same run'),
+    'p2p.throughput_per_reader_events_per_s': fig('p2p.throughput_per_reader_events_per_s', 'events/s', false, `1 writer → 2 readers, ${readersEvents} events, slower reader; target >= 20,000/s`),
+    'p2p.catch_up_ms': fig('p2p.catch_up_ms', 'ms', true, `a reader that missed ${catchUpEvents} events, from connecting until all are projected; target <= 10,000 ms`),
+    'p2p.ten_writers_converge_ms': fig('p2p.ten_writers_converge_ms', 'ms', true, `${tenWriters} writers x ${tenPerWriter} events at once, until every peer holds all; target <= 2,000 ms`),
+    'p2p.rss_per_peer_kb': fig('p2p.rss_per_peer_kb', 'KiB', true, `one node's RSS with ${tenWriters - 1} peers connected minus alone, after GC; target <= 1,024 KiB`)
   }
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const ctx = contextFromEnv()
-  const figures = await run(ctx)
+  const figures = await run(contextFromEnv())
   for (const [id, figure] of Object.entries(figures) as Array<[string, Figure]>) {
-    console.log(`${id.padEnd(40)} ${fmtFigure(figure)}${figure.note === undefined ? '' : '  — ' + figure.note}`)
+    console.log(`${id.padEnd(44)} ${fmtFigure(figure)}${figure.note === undefined ? '' : '  — ' + figure.note}`)
   }
   process.exit(0)
 }

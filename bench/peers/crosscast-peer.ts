@@ -1,69 +1,94 @@
 // One benchmark peer in its own OS process: a crosscast node, or (for the
-// baseline) a raw hypercore on the same transport (Hyperswarm on a loopback
-// testnet), so a ratio compares the same network path.
-import Corestore from 'corestore'
-import Hyperswarm from 'hyperswarm'
-import DHT from 'hyperdht'
-import type Hypercore from 'hypercore'
+// baseline) a raw hypercore. Both replicate over the transport every
+// hypercore-stack alternative uses here: TCP on 127.0.0.1 wrapped in Noise, so
+// a ratio compares the same network path. Discovery is not what is measured.
+import net from 'node:net'
 import { join } from 'node:path'
-import { Crosscast } from '../../lib/index.ts'
-import { servePeer, peerDir, emit } from '../lib/peer.ts'
+import Corestore from 'corestore'
+import type Hypercore from 'hypercore'
+import { Crosscast, type Feature } from '../../lib/index.ts'
+import { servePeer, peerDir } from '../lib/peer.ts'
 import { LengthTracker } from '../lib/tracker.ts'
 import { rssSelf, settleMemory } from '../lib/stats.ts'
+import { listenSecret, connectSecret, type SecretServer } from '../lib/net.ts'
 
 const dir = peerDir()
 let cc: Crosscast | null = null
+let server: net.Server | null = null
+const sockets = new Set<net.Socket>()
 const arrivals = new Map<string, bigint>()
 const counts = new LengthTracker()
 let projected = 0
 
 let rawStore: Corestore | null = null
-let rawSwarm: Hyperswarm | null = null
 let rawCore: Hypercore | null = null
+let rawServer: SecretServer | null = null
 const rawArrivals = new LengthTracker()
-
-/** Bound to 127.0.0.1 like crosscast's own swarm on a loopback testnet (a 0.0.0.0 DHT does not deliver server connections here). */
-function rawSwarmOn (bootstrap: Array<{ host: string, port: number }>): Hyperswarm {
-  return new Hyperswarm({ dht: new DHT({ bootstrap, host: '127.0.0.1', port: 0 }) })
-}
 
 function node (): Crosscast {
   if (cc === null) throw new Error('open first')
   return cc
 }
 
+function track (socket: net.Socket): net.Socket {
+  socket.setNoDelay(true)
+  sockets.add(socket)
+  socket.on('close', () => sockets.delete(socket))
+  socket.on('error', () => {})
+  return socket
+}
+
 const statuses = ['todo', 'in_progress', 'blocked', 'done'] as const
-let featureId: string | null = null
+let latencyFeature: string | null = null
+let features: Feature[] = []
+
+async function ensureFeatures (n: number): Promise<Feature[]> {
+  const c = node()
+  while (features.length < n) features.push(await c.features.create(`bench ${features.length}`).save())
+  return features
+}
 
 servePeer({
   async open (args) {
-    cc = await Crosscast.open({
-      storage: join(dir, String(args.name ?? 'node')),
-      room: String(args.room),
-      sessionId: String(args.sessionId),
-      agent: 'bench',
-      swarm: args.swarm !== false,
-      lan: false,
-      bootstrap: args.bootstrap as Array<{ host: string, port: number }>
-    })
+    cc = await Crosscast.open({ storage: join(dir, 'node'), room: String(args.room), sessionId: String(args.sessionId), agent: 'bench', swarm: false, lan: false })
+    projected = (cc.db.prepare('SELECT count(*) AS n FROM broadcast_events').get() as { n: number }).n
+    counts.record(projected)
     cc.subscribe({}, (event) => {
       projected++
       arrivals.set(event.event_id, process.hrtime.bigint())
       counts.record(projected)
     })
-    projected = (cc.db.prepare('SELECT count(*) AS n FROM broadcast_events').get() as { n: number }).n
-    counts.record(projected)
     return { writerKey: cc.writerKey }
   },
-  async peers () {
-    return node().status().peers.length
+  async listen () {
+    const c = node()
+    server = net.createServer((socket) => { c.replicate(false, track(socket)) })
+    await new Promise<void>(resolve => server!.listen(0, '127.0.0.1', resolve))
+    return { port: (server.address() as net.AddressInfo).port }
+  },
+  async connect (args) {
+    node().replicate(true, track(net.connect(Number(args.port), '127.0.0.1')))
+    return true
+  },
+  peers () {
+    return node().status().peers.filter(p => p.authenticated).length
+  },
+  /** Bytes on every replication socket of this peer, both directions. */
+  bytes () {
+    let total = 0
+    for (const s of sockets) total += s.bytesRead + s.bytesWritten
+    return total
+  },
+  async prepare (args) {
+    await ensureFeatures(Number(args.features ?? 64))
+    return projected
   },
   /** One idle status change; returns when it started and its event id. */
   async saveOne () {
     const c = node()
-    if (featureId === null) featureId = (await c.features.create('latency').save()).id
+    if (latencyFeature === null) latencyFeature = (await c.features.create('latency').save()).id
     const startNs = process.hrtime.bigint()
-    const [event] = await c.append([{ event_type: 'status_changed', resource_id: featureId, payload: { old_status: null, new_status: statuses[Math.floor(Math.random() * 4)] } }])
+    const [event] = await c.append([{ event_type: 'status_changed', resource_id: latencyFeature, payload: { old_status: null, new_status: statuses[Math.floor(Math.random() * 4)] } }])
     return { startNs, eventId: event.event_id }
   },
   async arrivedAt (args) {
@@ -75,21 +100,40 @@ servePeer({
     }
     return { atNs: arrivals.get(id) }
   },
-  /** `count` status changes as fast as the SDK takes them, `concurrency` callers at a time. */
+  /**
+   * `count` status changes: `window` in flight at most (as fast as the SDK takes
+   * them), or `window: 1` for each awaited before the next (one per block).
+   */
   async burst (args) {
     const c = node()
     const count = Number(args.count)
-    const concurrency = Number(args.concurrency ?? 256)
-    const features = await Promise.all(Array.from({ length: Math.min(concurrency, 64) }, (_, i) => c.features.create(`burst ${i}`).save()))
+    const window = Number(args.window ?? 512)
+    const targets = await ensureFeatures(64)
+    const before = c.status().writers.find(w => w.key === c.writerKey)?.length ?? 0
     let next = 0
     const startNs = process.hrtime.bigint()
-    await Promise.all(Array.from({ length: concurrency }, async () => {
+    await Promise.all(Array.from({ length: Math.min(window, count) }, async () => {
       while (next < count) {
         const i = next++
-        await c.append([{ event_type: 'status_changed', resource_id: features[i % features.length].id, payload: { old_status: null, new_status: statuses[i % 4] } }])
+        await c.append([{ event_type: 'status_changed', resource_id: targets[i % targets.length].id, payload: { old_status: null, new_status: statuses[i % 4] } }])
       }
     }))
-    return { startNs, endNs: process.hrtime.bigint(), total: projected, blocks: c.status().writers.find(w => w.local && w.key === c.writerKey)?.length ?? 0 }
+    const blocks = (c.status().writers.find(w => w.key === c.writerKey)?.length ?? 0) - before
+    return { startNs, endNs: process.hrtime.bigint(), total: projected, blocks }
+  },
+  /** Status changes issued one per event-loop turn, not awaited (how the sync comparison drives automerge). */
+  async trickle (args) {
+    const c = node()
+    const count = Number(args.count)
+    const [target] = await ensureFeatures(1)
+    const startNs = process.hrtime.bigint()
+    const pending: Array<Promise<unknown>> = []
+    for (let i = 0; i < count; i++) {
+      pending.push(c.append([{ event_type: 'status_changed', resource_id: target.id, payload: { old_status: null, new_status: statuses[i % 4] } }]))
+      await new Promise(resolve => setImmediate(resolve))
+    }
+    await Promise.all(pending)
+    return { startNs, total: projected }
   },
   async countAt (args) {
     return { atNs: await counts.when(Number(args.count), Number(args.timeoutMs ?? 60_000)) }
@@ -101,22 +145,15 @@ servePeer({
     await settleMemory()
     return rssSelf()
   },
-  async close () {
-    await cc?.close()
-    cc = null
-    return true
-  },
 
   // ---- raw hypercore baseline on the same transport ----
-  async rawWriter (args) {
+  async rawWriter () {
     rawStore = new Corestore(join(dir, 'raw'))
     rawCore = rawStore.get({ name: 'raw' })
     await rawCore.ready()
-    rawSwarm = rawSwarmOn(args.bootstrap as Array<{ host: string, port: number }>)
-    rawSwarm.on('connection', (conn: any) => { conn.on('error', () => {}); rawStore!.replicate(conn) })
-    rawSwarm.join(rawCore.discoveryKey, { server: true, client: false })
-    await rawSwarm.flush()
-    return { key: rawCore.key.toString('hex') }
+    const core = rawCore
+    rawServer = await listenSecret((stream) => { core.replicate(stream) })
+    return { key: core.key.toString('hex'), port: rawServer.port }
   },
   async rawReader (args) {
     rawStore = new Corestore(join(dir, 'raw'))
@@ -127,17 +164,15 @@ servePeer({
     core.on('download', grow)
     core.on('append', grow)
     core.download({ start: 0, end: -1 })
-    rawSwarm = rawSwarmOn(args.bootstrap as Array<{ host: string, port: number }>)
-    rawSwarm.on('connection', (conn: any) => { conn.on('error', () => {}); rawStore!.replicate(conn) })
-    rawSwarm.join(core.discoveryKey, { server: false, client: true })
-    await rawSwarm.flush()
+    core.replicate(await connectSecret(Number(args.port)))
     return true
   },
   async rawAppend (args) {
     const core = rawCore as Hypercore
-    const blocks = (args.blocks as Uint8Array[]).map(b => Buffer.from(b))
+    const blocks = Number(args.blocks)
+    const block = Buffer.alloc(Number(args.bytes), 7)
     const startNs = process.hrtime.bigint()
-    for (const block of blocks) await core.append(block)
+    for (let i = 0; i < blocks; i++) await core.append(block)
     return { startNs, length: core.length }
   },
   async rawArrivedAt (args) {
@@ -147,8 +182,9 @@ servePeer({
     return { atNs }
   }
 }, async () => {
+  for (const s of sockets) s.destroy()
+  server?.close()
   await cc?.close()
-  await rawSwarm?.destroy()
+  await rawServer?.close()
   await rawStore?.close()
-  emit('closed')
 })
