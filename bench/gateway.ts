@@ -117,7 +117,7 @@ export async function run (ctx: BenchContext): Promise<FigureSet> {
     'fanout.p50_ms': summarize(runs.map((r) => r.p50), 'ms', true, shape),
     'fanout.p99_ms': summarize(runs.map((r) => r.p99), 'ms', true, shape + '; target <= 100 ms at 1,000 clients'),
     'fanout.server_rss_per_client_kb': summarize(runs.map((r) => r.serverKiBPerClient), 'KiB', true, 'gateway process RSS after connect minus before, after GC, / clients; target <= 30 KB'),
-    'gateway.server_heap_per_client_kb': summarize(runs.map((r) => r.serverHeapKiBPerClient), 'KiB', true, 'gateway process JS heap + external after connect minus before, after GC, / clients (steadier than RSS)'),
+    'fanout.server_heap_per_client_kb': summarize(runs.map((r) => r.serverHeapKiBPerClient), 'KiB', true, 'gateway process JS heap + external after connect minus before, after GC, / clients (steadier than RSS)'),
     'fanout.client_rss_per_client_kb': summarize(runs.map((r) => r.clientKiBPerClient), 'KiB', true, 'client processes RSS delta, after GC, / clients'),
     'gateway.rest_writes_per_s': summarize(runs.map((r) => r.restWritesPerSecond), 'writes/s', false, `POST /api/broadcast/features/:id/status, ${REST_CONCURRENCY} in flight, each awaited until projected`)
   }

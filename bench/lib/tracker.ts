@@ -3,7 +3,9 @@
 // true arrival time and IPC delay never inflates a latency.
 
 export class LengthTracker {
-  private readonly times: bigint[] = []
+  // One mark per growth (not per unit of length): a million-event run keeps a
+  // few thousand marks instead of a million bigints for the GC to walk.
+  private readonly marks: Array<{ length: number, ns: bigint }> = []
   private readonly waiters = new Set<{ length: number, resolve: (ns: bigint) => void }>()
   private current = 0
 
@@ -12,12 +14,12 @@ export class LengthTracker {
   record (length: number): void {
     if (length <= this.current) return
     const now = process.hrtime.bigint()
-    for (let i = this.current; i < length; i++) this.times[i] = now
+    this.marks.push({ length, ns: now })
     this.current = length
     for (const w of this.waiters) {
       if (this.current >= w.length) {
         this.waiters.delete(w)
-        w.resolve(this.times[w.length - 1])
+        w.resolve(this.timeOf(w.length))
       }
     }
   }
@@ -25,7 +27,7 @@ export class LengthTracker {
   /** Monotonic ns when length first reached `length` (waits, bounded by timeoutMs). */
   when (length: number, timeoutMs: number): Promise<bigint> {
     if (length <= 0) return Promise.resolve(process.hrtime.bigint())
-    if (this.current >= length) return Promise.resolve(this.times[length - 1])
+    if (this.current >= length) return Promise.resolve(this.timeOf(length))
     return new Promise<bigint>((resolve, reject) => {
       const waiter = {
         length,
@@ -37,5 +39,17 @@ export class LengthTracker {
       }, timeoutMs)
       this.waiters.add(waiter)
     })
+  }
+
+  /** The time of the first mark whose length reached `length` (binary search: marks grow). */
+  private timeOf (length: number): bigint {
+    let lo = 0
+    let hi = this.marks.length - 1
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1
+      if (this.marks[mid].length >= length) hi = mid
+      else lo = mid + 1
+    }
+    return this.marks[lo].ns
   }
 }
