@@ -119,6 +119,10 @@ export async function run (ctx: BenchContext): Promise<FigureSet> {
 
     for (let run = 0; run < ctx.runs; run++) {
       ctx.log(`[crosscast] replication run ${run + 1}/${ctx.runs}`)
+      // Idle means idle: the previous run's bursts leave background storage work
+      // (log compaction, WAL checkpoints) that stalls the first writes by 0.1-1.5 s.
+      await sleep(2000)
+      await latency(pair, 5, gap, eventBytes)
       const { ours, raw } = await latency(pair, samples, gap, eventBytes)
       push('replication.latency_ms', median(ours))
       push('p2p.latency_p50_ms', percentile(ours, 50))
