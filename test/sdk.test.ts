@@ -233,6 +233,9 @@ test('group commit: 1,000 concurrent saves end in far fewer blocks, each event o
   await Promise.all(Array.from({ length: 1000 }, (_, i) => cc.features.create(`burst ${i}`).save()))
   const burstBlocks = cc.status().writers[0].length - burstStart
   t.ok(burstBlocks <= 4, `1,000 saves issued at once: ${burstBlocks} blocks`)
+  const status = cc.status()
+  t.is(status.events.total, countEvents(cc), 'status() counts every stored event')
+  t.ok(status.events.perSecond >= Math.floor(2000 / 10), `status() reports the recent rate (${status.events.perSecond}/s over 10 s)`)
 })
 
 test('reindex rebuilds the database from the logs with the same content', async (t) => {

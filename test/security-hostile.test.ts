@@ -2,26 +2,17 @@
 // directly with corestore, full of bad blocks, or rewrites its history; the
 // honest node must skip and report, never crash, and keep every other writer flowing.
 import test, { type Assert } from 'brittle'
-import { Crosscast, contentHash, type CrosscastOptions, type Logger } from '../lib/index.ts'
+import { Crosscast, contentHash, type CrosscastOptions } from '../lib/index.ts'
 import { MAX_CLOCK_SKEW_MS } from '../lib/events/hlc.ts'
 import { until } from './helpers/node.ts'
 import { createTestnet } from './helpers/testnet.ts'
 import { startHostileWriter, validBlock, badBlocks, encodeEvents, type HostileWriter } from './fixtures/hostile-writer.ts'
+import { capturingLogger, type LogLine } from './helpers/logger.ts'
 
 type Net = { bootstrap: Array<{ host: string, port: number }> }
-interface LogLine { level: string, obj: Record<string, unknown>, msg: string }
-
 const ROOM = 'hostile-room'
 const SECRET = 'only-members-know'
 
-function capturingLogger (): { logger: Logger, lines: LogLine[] } {
-  const lines: LogLine[] = []
-  const at = (level: string) => (obj: unknown, msg?: string) => {
-    if (typeof obj === 'string') lines.push({ level, obj: {}, msg: obj })
-    else lines.push({ level, obj: (obj ?? {}) as Record<string, unknown>, msg: msg ?? '' })
-  }
-  return { logger: { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') }, lines }
-}
 
 async function online (t: Assert, net: Net, opts: Partial<CrosscastOptions> & { sessionId: string }): Promise<Crosscast> {
   const cc = await Crosscast.open({ storage: await t.tmp(), room: ROOM, secret: SECRET, agent: opts.sessionId, swarm: true, lan: false, bootstrap: net.bootstrap, ...opts })

@@ -3,24 +3,15 @@
 import test, { type Assert } from 'brittle'
 import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
-import { Crosscast, contentHash, type CrosscastOptions, type Logger } from '../lib/index.ts'
+import { Crosscast, contentHash, type CrosscastOptions } from '../lib/index.ts'
 import { deriveRoom, DEFAULT_HANDSHAKE_TIMEOUT_MS } from '../lib/replication/index.ts'
 import { countEvents, until } from './helpers/node.ts'
 import { createTestnet } from './helpers/testnet.ts'
+import { capturingLogger } from './helpers/logger.ts'
 
 const INTRUDER = fileURLToPath(new URL('./fixtures/intruder.ts', import.meta.url))
 
 type Net = { bootstrap: Array<{ host: string, port: number }> }
-interface LogLine { level: string, obj: Record<string, unknown>, msg: string }
-
-function capturingLogger (): { logger: Logger, lines: LogLine[] } {
-  const lines: LogLine[] = []
-  const at = (level: string) => (obj: unknown, msg?: string) => {
-    if (typeof obj === 'string') lines.push({ level, obj: {}, msg: obj })
-    else lines.push({ level, obj: (obj ?? {}) as Record<string, unknown>, msg: msg ?? '' })
-  }
-  return { logger: { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') }, lines }
-}
 
 async function online (t: Assert, net: Net, opts: Partial<CrosscastOptions> & { sessionId: string, room: string }): Promise<Crosscast> {
   const storage = opts.storage ?? await t.tmp()

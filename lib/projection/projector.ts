@@ -44,6 +44,8 @@ export class Projector {
   private readonly setLastError: Statement
   private nextCursor: number
   private readonly writerKeys = new Map<string, Buffer>()
+  /** Rows in broadcast_events, kept current so status() never scans the table. */
+  eventCount: number
   /** While false, nothing is handed to subscribers (reindex replays history silently). */
   publishing = true
 
@@ -61,6 +63,7 @@ export class Projector {
     this.upsertWriter = db.prepare(`INSERT INTO writers (key, session_id, agent_id, local) VALUES (?, ?, ?, ?)
       ON CONFLICT(key) DO UPDATE SET session_id = coalesce(excluded.session_id, session_id), agent_id = coalesce(excluded.agent_id, agent_id), local = max(local, excluded.local)`)
     this.nextCursor = ((db.prepare('SELECT max(cursor) AS c FROM broadcast_events').get() as { c: number | null }).c ?? 0) + 1
+    this.eventCount = (db.prepare('SELECT count(*) AS n FROM broadcast_events').get() as { n: number }).n
   }
 
   get lastCursor (): number {
@@ -74,6 +77,7 @@ export class Projector {
    */
   reset (): void {
     this.rules.reset()
+    this.eventCount = 0
   }
 
   registerWriter (key: string, meta: { sessionId?: string | null, agentId?: string | null, local?: boolean }): void {
@@ -158,6 +162,7 @@ export class Projector {
       this.nextCursor = startCursor
       throw err
     }
+    this.eventCount += added.length
     if (added.length > 0) {
       for (const event of added) this.opts.onObserve(event)
       if (this.publishing) this.opts.onCommit(added)
