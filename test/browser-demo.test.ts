@@ -57,7 +57,12 @@ test('two pages: an update made in one shows in the other within a second', { sk
   await a.fill('#update-title', 'Renamed in page A')
   await a.selectOption('#update-status', 'in_progress')
   const started = Date.now()
+  const posted = a.waitForResponse(r => r.request().method() === 'POST' && r.url().includes(`/api/broadcast/features/${id}`), { timeout: 10_000 })
   await a.click('#update-form button[type=submit]')
+  const response = await posted.catch(async (err: Error) => {
+    throw new Error(`page A sent no update (its message: "${await a.textContent('#message')}"): ${err.message}`)
+  })
+  t.is(response.status(), 200, 'page A\'s update was accepted')
   const clicked = Date.now()
   await b.waitForFunction((fid) => {
     const card = document.querySelector(`.column[data-status="in_progress"] .card[data-id="${fid}"]`)
