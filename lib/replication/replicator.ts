@@ -18,7 +18,9 @@ import {
 export type { WriterInfo } from './wire.ts'
 export { ROOM_PROTOCOL, MAX_WRITERS_PER_MESSAGE } from './wire.ts'
 
-export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000
+// Short enough that a half-open stream (seen across processes in some sandboxes: one side
+// never gets it) is dropped and redialled quickly; a real peer sends its MAC at once.
+export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 5_000
 
 export type { Logger } from '../logger.ts'
 
