@@ -45,41 +45,29 @@ export function registerReadRoutes (app: FastifyInstance, ctx: GatewayContext): 
     return feature.toJSON()
   })
 
-  app.get('/api/tracks', {
-    schema: readSchema('list tracks', {}),
-    config: { responses: { 200: Type.Object({ tracks: Type.Array(AnyObject), count: Type.Integer() }), ...errors } }
-  }, async () => {
-    const tracks = await cc.tracks.list()
-    return { tracks: tracks.map(t => t.toJSON()), count: tracks.length }
-  })
+  // Tracks and spikes: the same two routes over each collection.
+  for (const item of [
+    { kind: 'track', plural: 'tracks', params: TrackParams, collection: cc.tracks },
+    { kind: 'spike', plural: 'spikes', params: SpikeParams, collection: cc.spikes }
+  ] as const) {
+    app.get(`/api/${item.plural}`, {
+      schema: readSchema(`list ${item.plural}`, {}),
+      config: { responses: { 200: Type.Object({ [item.plural]: Type.Array(AnyObject), count: Type.Integer() }), ...errors } }
+    }, async () => {
+      const list: Array<{ toJSON (): unknown }> = await item.collection.list()
+      return { [item.plural]: list.map(x => x.toJSON()), count: list.length }
+    })
 
-  app.get('/api/tracks/:id', {
-    schema: readSchema('one track', { params: TrackParams }),
-    config: { responses: { 200: AnyObject, ...errors } }
-  }, async (req) => {
-    const { id } = (req as FastifyRequest & IdRequest).params
-    const track = await cc.tracks.get(id)
-    if (track === null) throw notFound('track', id)
-    return track.toJSON()
-  })
-
-  app.get('/api/spikes', {
-    schema: readSchema('list spikes', {}),
-    config: { responses: { 200: Type.Object({ spikes: Type.Array(AnyObject), count: Type.Integer() }), ...errors } }
-  }, async () => {
-    const spikes = await cc.spikes.list()
-    return { spikes: spikes.map(s => s.toJSON()), count: spikes.length }
-  })
-
-  app.get('/api/spikes/:id', {
-    schema: readSchema('one spike', { params: SpikeParams }),
-    config: { responses: { 200: AnyObject, ...errors } }
-  }, async (req) => {
-    const { id } = (req as FastifyRequest & IdRequest).params
-    const spike = await cc.spikes.get(id)
-    if (spike === null) throw notFound('spike', id)
-    return spike.toJSON()
-  })
+    app.get(`/api/${item.plural}/:id`, {
+      schema: readSchema(`one ${item.kind}`, { params: item.params }),
+      config: { responses: { 200: AnyObject, ...errors } }
+    }, async (req) => {
+      const { id } = (req as FastifyRequest & IdRequest).params
+      const found: { toJSON (): unknown } | null = await item.collection.get(id)
+      if (found === null) throw notFound(item.kind, id)
+      return found.toJSON()
+    })
+  }
 
   app.get('/api/events', {
     schema: readSchema('the audit trail (broadcast_events) in cursor order; pass next_cursor back as since for the next page', { querystring: EventsQuery }),

@@ -68,14 +68,8 @@ export const FeatureCreateBody = Type.Object({
   track_id: Type.Optional(TrackId)
 }, { additionalProperties: false })
 
-export const FeatureUpdateBody = Type.Object({
-  title: Type.Optional(Title),
-  status: Type.Optional(Status),
-  description: Type.Optional(Type.String()),
-  tags: Type.Optional(Tags),
-  priority: Type.Optional(Priority),
-  track_id: Type.Optional(TrackId)
-}, { additionalProperties: false })
+// The same fields as a create, every one optional: a save sends only what changed.
+export const FeatureUpdateBody = Type.Partial(FeatureCreateBody, { additionalProperties: false })
 
 export const StatusBody = Type.Object({ new_status: Status }, { additionalProperties: false })
 
