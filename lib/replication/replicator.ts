@@ -50,6 +50,8 @@ export interface WriterDirectory {
   listWriters (): WriterInfo[]
   /** true when the writer was new (and is now persisted and downloading); false if known or refused. */
   addWriter (info: WriterInfo): Promise<boolean>
+  /** A whole gossip message at once (persisted in one write, opened in parallel); returns the new ones. Preferred over addWriter when present. */
+  addWriters? (infos: WriterInfo[]): Promise<WriterInfo[]>
 }
 
 export interface RoomReplicatorOptions {
@@ -316,7 +318,16 @@ export class RoomReplicator<C extends RoomConnection = RoomConnection> extends E
 
   async #learn (from: PeerState<C>, writers: WriterInfo[]): Promise<void> {
     const fresh: WriterInfo[] = []
-    for (const info of writers) {
+    if (this.#directory.addWriters !== undefined) {
+      if (this.#closing !== null) return
+      try {
+        fresh.push(...await this.#directory.addWriters(writers))
+      } catch (err) {
+        this.#logger.warn({ err, writers: writers.length }, 'addWriters failed')
+      }
+      for (const info of fresh) this.#emit('writer', info, from.keyHex ?? '')
+    }
+    for (const info of this.#directory.addWriters === undefined ? writers : []) {
       if (this.#closing !== null) break
       let added = false
       try {
