@@ -259,12 +259,17 @@ export class WriterFeed implements BlockSink {
   }
 
   private retryIn (ms: number): void {
-    if (this.retry !== null || this.stopped) return
+    if (this.stopped) return
+    if (this.retry !== null) {
+      if (this.waiters.size > 0) this.retry.ref()
+      return
+    }
     this.retry = setTimeout(() => {
       this.retry = null
       void this.drain()
     }, ms)
-    this.retry.unref()
+    // A save waiting on this block keeps the process alive until it is projected, like any pending I/O.
+    if (this.waiters.size === 0) this.retry.unref()
   }
 
   private clearRetry (): void {
