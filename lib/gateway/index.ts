@@ -9,7 +9,7 @@ import websocket from '@fastify/websocket'
 import type { Crosscast } from '../index.ts'
 import { CrosscastError } from '../errors.ts'
 import { toHttpError, notFoundRoute } from './errors.ts'
-import { BroadcastHub, parseSince } from './ws-hub.ts'
+import { BroadcastHub, parseSince, parseEpoch } from './ws-hub.ts'
 import { registerWriteRoutes } from './routes-write.ts'
 import { registerReadRoutes } from './routes-read.ts'
 import { registerStatic } from './static.ts'
@@ -220,17 +220,18 @@ export async function createGateway (cc: Crosscast, opts: GatewayOptions = {}): 
             return sendError(reply, new CrosscastError('UNAUTHORIZED', `WebSocket from origin ${origin} refused: start the gateway with cors to allow other origins`), 403)
           }
         }
-        const q = req.query as { since?: unknown, session_id?: unknown }
+        const q = req.query as { since?: unknown, session_id?: unknown, epoch?: unknown }
         parseSince(q.since)
+        parseEpoch(q.epoch)
         if (q.session_id !== undefined) validateLabel(q.session_id, 'session_id')
         // The header is the non-browser way to name the session; repeated copies arrive joined by ", ".
         else if (req.headers['x-session-id'] !== undefined) validateLabel(req.headers['x-session-id'], 'X-Session-ID')
       }
     }, (socket, req) => {
-      const q = req.query as { since?: string, session_id?: string }
+      const q = req.query as { since?: string, session_id?: string, epoch?: string }
       const sessionHeader = req.headers['x-session-id']
       const sessionId = typeof q.session_id === 'string' ? q.session_id : typeof sessionHeader === 'string' ? sessionHeader : null
-      hub.attach(socket, { sessionId, since: parseSince(q.since) })
+      hub.attach(socket, { sessionId, since: parseSince(q.since), epoch: parseEpoch(q.epoch) })
     })
   })
 
