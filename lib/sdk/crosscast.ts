@@ -166,6 +166,7 @@ export class Crosscast extends EventEmitter implements Writer {
   private readonly latestOnResource: ReturnType<Database['prepare']>
   private readonly registry: WriterRegistry
   private readonly sessions = new Map<string, Promise<CrosscastSession>>()
+  private readonly sessionsClosing = new Map<string, Promise<void>>()
   private readonly localKeys = new Set<string>()
   private readonly rate = new EventRate()
   private network: NodeNetwork | null = null
@@ -292,7 +293,9 @@ export class Crosscast extends EventEmitter implements Writer {
     }
     let pending = this.sessions.get(sessionId)
     if (pending === undefined) {
-      pending = this.openSession(sessionId, agent)
+      // A session being closed (idle) is reopened only once its log is closed.
+      const closing = this.sessionsClosing.get(sessionId)
+      pending = closing === undefined ? this.openSession(sessionId, agent) : closing.then(() => this.openSession(sessionId, agent))
       this.sessions.set(sessionId, pending)
       pending.catch(() => this.sessions.delete(sessionId))
     }
@@ -319,16 +322,20 @@ export class Crosscast extends EventEmitter implements Writer {
    * stays known; session() with the same id reopens it. The default session
    * cannot be closed.
    */
-  async closeSession (sessionId: string): Promise<void> {
+  closeSession (sessionId: string): Promise<void> {
     const pending = this.sessions.get(sessionId)
-    if (pending === undefined || sessionId === this.options.sessionId) return
+    if (pending === undefined || sessionId === this.options.sessionId) return this.sessionsClosing.get(sessionId) ?? Promise.resolve()
     this.sessions.delete(sessionId)
-    const session = await pending.catch(() => null)
-    if (session === null) return
-    await session.log.drained()
-    await session.feed.drain()
-    this.localKeys.delete(session.writerKey)
-    await this.registry.closeWriter(session.writerKey)
+    const closing = (async () => {
+      const session = await pending.catch(() => null)
+      if (session === null) return
+      await session.log.drained()
+      await session.feed.drain()
+      this.localKeys.delete(session.writerKey)
+      await this.registry.closeWriter(session.writerKey)
+    })().finally(() => this.sessionsClosing.delete(sessionId))
+    this.sessionsClosing.set(sessionId, closing)
+    return closing
   }
 
   /** How many sessions this node hosts right now (with open logs). */
@@ -531,6 +538,7 @@ export class Crosscast extends EventEmitter implements Writer {
     const sessions = await Promise.allSettled(this.sessions.values())
     for (const s of sessions) if (s.status === 'fulfilled') await s.value.log.drained()
     if (this.reindexing !== null) await this.reindexing.catch(() => {})
+    await Promise.allSettled(this.sessionsClosing.values())
     // Saves still waiting are durable: one last pass projects them, and stopping resolves any left.
     await this.registry.drainAll()
     await this.registry.close()
