@@ -6,7 +6,7 @@
 
 import type Corestore from 'corestore'
 import type Hypercore from 'hypercore'
-import { decodeBlock } from '../events/codec.ts'
+import { decodeBlock, HARD_MAX_PAYLOAD_BYTES } from '../events/codec.ts'
 import type { BroadcastEvent, WireEvent } from '../events/types.ts'
 import type { BlockSink } from '../log/session-log.ts'
 import { wireToEvent, type Projector, type BlockInput, type Hold } from '../projection/projector.ts'
@@ -566,7 +566,7 @@ export async function lastBlockHlc (core: Hypercore): Promise<number> {
   try {
     const block = await core.get(core.length - 1, { wait: false })
     if (block === null) return 0
-    return Math.max(0, ...decodeBlock(block, Number.MAX_SAFE_INTEGER).events.map(e => e.hlc))
+    return Math.max(0, ...decodeBlock(block, HARD_MAX_PAYLOAD_BYTES).events.map(e => e.hlc))
   } catch {
     return 0
   }
