@@ -39,7 +39,7 @@ test('clock restore: after the machine\'s clock stepped back 10 s across a resta
   t.is((await cc.features.get(id))?.title, 'new value', 'the update made after the restart wins')
 })
 
-test('clock restore: a clock stored in the log but never projected (crash before commit) counts too', async (t) => {
+test('clock restore: with the database deleted, the clock resumes from the log', async (t) => {
   const storage = await t.tmp()
   const first = await Crosscast.open({ storage, ...OPTS })
   await withClockAhead(10_000, async () => { await first.features.create('projected').save() })

@@ -17,7 +17,8 @@ export class HybridLogicalClock {
   private last = 0
   private readonly wallClock: () => number
 
-  constructor (wallClock: () => number = Date.now) {
+  // Read through Date.now at each call (not a captured reference), so the clock follows the process's wall clock as it is now.
+  constructor (wallClock: () => number = () => Date.now()) {
     this.wallClock = wallClock
   }
 

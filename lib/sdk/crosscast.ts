@@ -1,6 +1,7 @@
 // The public facade. One Crosscast is one node: a corestore of logs (its own
-// sessions' and its peers'), one SQLite projection, one subscription hub and,
-// unless disabled, the network that finds peers and replicates every log.
+// sessions' and its peers'), owned by a writer registry that feeds each log to
+// the one projector (SQLite) and on to the subscription hub, and, unless
+// disabled, the network that finds peers and replicates every log.
 
 import { EventEmitter } from 'node:events'
 import { mkdir } from 'node:fs/promises'
