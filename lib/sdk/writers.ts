@@ -102,7 +102,7 @@ export class WriterFeed implements BlockSink {
       this.again = true
       return this.running
     }
-    this.running = this.loop(Infinity).finally(() => { this.running = null })
+    this.running = this.loop(Infinity, false).finally(() => { this.running = null })
     return this.running
   }
 
@@ -125,7 +125,7 @@ export class WriterFeed implements BlockSink {
   /** Projects up to `limit` blocks while paused, silently if the projector is not publishing (reindex). */
   async replay (limit: number): Promise<void> {
     this.held = null
-    await this.loop(limit)
+    await this.loop(limit, true)
   }
 
   resume (): void {
@@ -151,11 +151,12 @@ export class WriterFeed implements BlockSink {
     return this.distrusted === null ? end : Math.min(end, this.distrusted.length)
   }
 
-  private async loop (limit: number): Promise<void> {
+  /** `replaying`: run while paused (the reindex itself); otherwise a pause ends the pass between transactions. */
+  private async loop (limit: number, replaying: boolean): Promise<void> {
     do {
       this.again = false
       let indexed = this.projector.indexedLength(this.key)
-      while (!this.stopped && indexed < Math.min(this.readable, limit)) {
+      while (!this.stopped && (replaying || !this.paused) && indexed < Math.min(this.readable, limit)) {
         const end = Math.min(this.readable, limit, indexed + BLOCKS_PER_TRANSACTION)
         let inputs: BlockInput[]
         try {
