@@ -10,6 +10,9 @@ import type { GatewayCounters } from './metrics.ts'
 import type { Logger } from './logger.ts'
 import type { GatewaySessions } from './sessions.ts'
 
+/** Sessions remembered for the active-sessions metric. */
+const WRITE_SESSIONS_MEMORY = 10_000
+
 export interface GatewayContext {
   cc: Crosscast
   hub: BroadcastHub
@@ -51,7 +54,10 @@ export async function writeAs (ctx: GatewayContext, writer: Writer, drafts: Even
   for (const d of drafts) validateDraft({ ...d, agent_id: writer.agent }, ctx.cc.maxPayloadBytes)
   const events = await ctx.sessions.with(writer.sessionId, writer.agent, async (session) => await session.append(drafts.map(d => ({ ...d, agent_id: writer.agent })), { agent: writer.agent }))
   ctx.counters.restWrites++
+  // Most recent last, so the map stays bounded even when no one reads the metrics that prune it.
+  ctx.counters.writeSessions.delete(writer.sessionId)
   ctx.counters.writeSessions.set(writer.sessionId, Date.now())
+  if (ctx.counters.writeSessions.size > WRITE_SESSIONS_MEMORY) ctx.counters.writeSessions.delete(ctx.counters.writeSessions.keys().next().value as string)
   return events
 }
 
