@@ -23,6 +23,8 @@ import { resolveOptions, type CrosscastOptions, type ResolvedOptions } from './o
 import { StateReader, type ConflictRecord } from './state.ts'
 import { Feature, FeatureCollection, TrackCollection, SpikeCollection, type Writer } from './resources.ts'
 import { ClaimManager, type ClaimOptions, type ClaimResult, type ClaimHolder } from './claims.ts'
+import { nodePresence, type PresenceEntry } from './presence.ts'
+import type { Presence } from '../presence/presence.ts'
 import { WriterFile, WriterFeed, type KnownWriter } from './writers.ts'
 import { NodeNetwork, type PeerStatus } from './network.ts'
 import type { Duplex } from 'node:stream'
@@ -199,6 +201,19 @@ export class Crosscast extends EventEmitter implements Writer {
     return this._claims.holder(id)
   }
 
+  /** @internal */
+  _presence: Presence | null = null
+
+  /** Sessions online now (this node's first), with the items each holds; `presence` is emitted when it changes. */
+  presence (): PresenceEntry[] {
+    return this._presence?.entries() ?? []
+  }
+
+  /** @internal a connection passed the room handshake */
+  _peerAuthenticated (stream: NoiseSecretStream): void {
+    this._presence?.attach(stream)
+  }
+
   /** Todo features whose dependencies are done and that no live claim holds, by priority then age. */
   ready (opts: { limit?: number } = {}): Feature[] {
     return this._claims.ready(opts).map(record => new Feature(this.defaultSession, record))
@@ -244,6 +259,7 @@ export class Crosscast extends EventEmitter implements Writer {
     this.defaultSession = await this.session({ sessionId: this.options.sessionId, agent: this.options.agent })
     // Catch up what earlier runs left unprojected (a crash between append and commit).
     await Promise.all([...this.feeds.values()].map(feed => feed.drain()))
+    this._presence = nodePresence(this)
     // Started even with swarm and LAN off: replicate() can still carry the room over any stream.
     {
       this.network = new NodeNetwork(this, this.options, this.logger)
@@ -528,6 +544,7 @@ export class Crosscast extends EventEmitter implements Writer {
   private async doClose (): Promise<void> {
     if (this.forkCheck !== null) clearInterval(this.forkCheck)
     this._claims.close()
+    this._presence?.close()
     await this.network?.close()
     const sessions = await Promise.allSettled(this.sessions.values())
     for (const s of sessions) if (s.status === 'fulfilled') await s.value.log.drained()
