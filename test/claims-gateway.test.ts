@@ -145,3 +145,26 @@ test('presence over HTTP and WebSocket: GET /api/presence and presence frames wh
   t.alike(left.sessions.map((s: { session_id: string }) => s.session_id), ['gateway'], 'a frame without the peer once its connection is gone')
   await until(async () => (await get(url, '/api/presence')).body.sessions.length === 1, 5000, 'GET /api/presence to drop the peer')
 })
+
+test('claim_lost frame: a REST claimant cut off from an earlier claimant is told on the WebSocket', async (t) => {
+  const { cc, url } = await startGateway(t)
+  const peer = await Crosscast.open({ storage: await t.tmp(), room: 'gateway-test', agent: 'bob', sessionId: 'sess-peer', swarm: false, lan: false })
+  t.teardown(() => peer.close())
+  const id = await createFeature(url, { title: 'contended' })
+  const first = await link(t, cc, peer)
+  await until(async () => (await peer.features.get(id)) !== null, 10_000, 'the peer to see the feature')
+  first.destroy()
+  await until(() => cc.status().peers.length === 0 && peer.status().peers.length === 0, 10_000, 'the link to be down')
+
+  const ws = await openWs(t, url)
+  ws.send('subscribe')
+  await ws.waitFor(f => f.type === 'presence')
+  t.is((await peer.claim(id)).won, true, 'the peer claims first, alone')
+  await new Promise(resolve => setTimeout(resolve, 5))
+  t.is((await post(url, `/api/broadcast/features/${id}/claim`, { ttl_s: 60 })).body.won, true, 'the REST session claims later, alone')
+
+  await link(t, cc, peer)
+  const lost = await ws.waitFor(f => f.type === 'claim_lost', 10_000)
+  t.alike([lost.resource_id, lost.session_id, lost.holder.session_id, lost.holder.writer], [id, 'sess-1', 'sess-peer', peer.writerKey])
+  t.is((await get(url, `/api/ready`)).body.count, 0, 'held by the peer now, so not ready')
+})
