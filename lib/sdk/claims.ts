@@ -17,6 +17,7 @@ export type { ClaimHolder } from '../projection/claims.ts'
 export const DEFAULT_CLAIM_TTL_S = 300
 /** How often held claims are looked at (renewal, expiry, loss). */
 const CLAIM_CHECK_MS = 1000
+const RENEW_MARGIN_CHECKS = 3
 const PRIORITY_RANK: Record<string, number> = { critical: 0, high: 1, medium: 2, low: 3 }
 
 export interface ClaimOptions {
@@ -207,7 +208,9 @@ export class ClaimManager {
       return
     }
     const mine = chains.find(c => c.writer === held.session.writerKey)
-    if (!held.renew || held.renewing || mine === undefined || mine.expiresMs - now > held.ttlS * 500) return
+    // Half the ttl ahead, and never less than a few checks ahead, so a late timer on a busy machine cannot let it lapse.
+    const renewWithinMs = Math.max(held.ttlS * 500, RENEW_MARGIN_CHECKS * CLAIM_CHECK_MS)
+    if (!held.renew || held.renewing || mine === undefined || mine.expiresMs - now > renewWithinMs) return
     held.renewing = true
     held.session.append([{ event_type: 'claim_added', resource_id: id, payload: { ttl_s: held.ttlS } }])
       .catch(err => this.host.logger.warn({ err: (err as Error).message, resource: id }, 'renewing a claim failed'))
