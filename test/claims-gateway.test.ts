@@ -78,6 +78,8 @@ test('claims over REST: claim, CLAIMED for another session, release, ready; batc
   t.is(won.body.holder.agent_id, 'claude-1')
   t.is(won.body.expires_at, won.body.holder.expires_at)
   t.alike(cc.claimOf(a), won.body.holder, 'the SDK sees the same holder')
+  t.alike((await get(url, `/api/features/${a}`)).body.claim, won.body.holder, 'a single-item read carries its claim')
+  t.is((await get(url, `/api/features/${b}`)).body.claim, null)
 
   const refused = await post(url, `/api/broadcast/features/${a}/claim`, {}, OTHER)
   t.is(refused.status, 409)
@@ -86,7 +88,8 @@ test('claims over REST: claim, CLAIMED for another session, release, ready; batc
   t.is(refused.body.current.session_id, 'sess-1')
 
   t.alike((await get(url, '/api/ready')).body.features.map((f: { id: string }) => f.id), [b, c], 'claimed A is not ready; critical before none')
-  t.alike((await get(url, '/api/ready?limit=1')).body, { features: [(await get(url, `/api/features/${b}`)).body], count: 1 })
+  const { claim: _, ...bRead } = (await get(url, `/api/features/${b}`)).body
+  t.alike((await get(url, '/api/ready?limit=1')).body, { features: [bRead], count: 1 })
   t.is((await get(url, '/api/ready?limit=0')).status, 400)
 
   const notMine = await request(url, 'DELETE', `/api/broadcast/features/${a}/claim`, undefined, OTHER)
@@ -97,6 +100,7 @@ test('claims over REST: claim, CLAIMED for another session, release, ready; batc
 
   t.is((await post(url, '/api/broadcast/tracks/trk-0000000c', { title: 'T' })).status, 200)
   t.is((await post(url, '/api/broadcast/tracks/trk-0000000c/claim', {})).body.won, true, 'tracks can be claimed')
+  t.is((await get(url, '/api/tracks/trk-0000000c')).body.claim.session_id, 'sess-1', 'and their reads carry the claim')
   const missing = await post(url, '/api/broadcast/features/feat-0000beef/claim', {})
   t.alike([missing.status, missing.body.code], [404, 'NOT_FOUND'])
   const badTtl = await post(url, `/api/broadcast/features/${c}/claim`, { ttl_s: 0 })
