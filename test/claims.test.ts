@@ -170,6 +170,21 @@ test('claim: expires after its ttl when not renewed, and when its node is gone',
   t.is((await b.claim(g.id)).won, true, 'the item can be claimed again')
 })
 
+test('claim: a session reopened from the same storage keeps its claims and renews them', async (t) => {
+  const storage = await t.tmp()
+  const options = { storage, room: 'claims', secret: 's3cret', agent: 'alice', sessionId: 'sess-a', swarm: false, lan: false }
+  const first = await Crosscast.open(options)
+  const f = await first.features.create('Held across a restart').save()
+  const { holder } = await first.claim(f.id, { ttlS: 3 })
+  await first.close()
+  const again = await Crosscast.open(options)
+  t.teardown(() => again.close())
+  t.is(again.claimOf(f.id)?.event_id, holder?.event_id, 'still its claim after the restart')
+  await new Promise(resolve => setTimeout(resolve, 4500))
+  t.is(again.claimOf(f.id)?.event_id, holder?.event_id, 'renewed past its first ttl, same claim')
+  t.ok(again.listEvents({ type: 'claim_added', limit: 100 }).events.length >= 2, 'by new claim_added events')
+})
+
 test('ready(): todo features with done dependencies and no live claim, by priority then age', async (t) => {
   const cc = await offlineNode(t, 'sess-a')
   const dep = await cc.features.create('dependency').save()

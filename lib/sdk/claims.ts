@@ -8,7 +8,7 @@ import type { Database } from 'better-sqlite3'
 import { CrosscastError } from '../errors.ts'
 import type { BroadcastEvent, EventDraft } from '../events/types.ts'
 import { validateClaimTtl, validateId } from '../events/validate.ts'
-import { ClaimReader, winningChain, holderOf, type ClaimHolder } from '../projection/claims.ts'
+import { ClaimReader, winningChain, holderOf, claimTtlS, type ClaimHolder } from '../projection/claims.ts'
 import type { Logger } from '../logger.ts'
 import type { StateReader, FeatureRecord } from './state.ts'
 
@@ -74,6 +74,19 @@ export class ClaimManager {
   /** Every item with a live claim now, by holder. */
   holders (): Map<string, ClaimHolder> {
     return this.reader.held()
+  }
+
+  /**
+   * A session reopened (the same session id, so the same log): it is present
+   * again, so the claims it still holds are renewed and watched as if just made.
+   */
+  adopt (session: ClaimingSession): void {
+    for (const id of this.reader.held(Date.now(), session.writerKey).keys()) {
+      const latest = this.reader.chains(id).find(c => c.writer === session.writerKey)?.latest
+      const ttlS = latest === undefined ? DEFAULT_CLAIM_TTL_S : claimTtlS(latest)
+      this.held.set(id, { session, ttlS, renew: true, renewing: false })
+    }
+    if (this.held.size > 0) this.watch()
   }
 
   claim (session: ClaimingSession, id: string, opts: ClaimOptions = {}): Promise<ClaimResult> {
