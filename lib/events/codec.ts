@@ -148,7 +148,7 @@ export function decodeBlock (block: Uint8Array, maxPayloadBytes = DEFAULT_MAX_PA
       const prefix = c.uint8.decode(state)
       const suffix = c.uint32.decode(state)
       // A type this node knows but the block's version predates: no writer produces that.
-      if (type >= typeCount && type < EVENT_TYPES.length) fail(`event type ${type} in a version ${version} block`)
+      if (type >= typeCount && type < EVENT_TYPES.length) fail(`unknown event type ${type} in a version ${version} block`)
       const agent = validateLabel(c.string.decode(state), 'agent_id')
       const hlc = c.uint.decode(state)
       if (!Number.isSafeInteger(hlc)) fail('clock out of range')
