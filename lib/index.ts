@@ -5,7 +5,7 @@ export { Crosscast, CrosscastSession, type NodeStatus, type WriterStatus, type L
 export type { CrosscastOptions, BootstrapNode } from './sdk/options.ts'
 export { Feature, FeatureBuilder, FeatureCollection, Track, TrackBuilder, TrackCollection, Spike, SpikeBuilder, SpikeCollection } from './sdk/resources.ts'
 export type { FeatureRecord, TrackRecord, SpikeRecord, LinkRecord, CommentRecord, ConflictRecord } from './sdk/state.ts'
-export type { PeerStatus } from './sdk/network.ts'
+export type { PeerStatus, RejectedPeer } from './sdk/network.ts'
 export { CrosscastError, ERROR_CODES, isCrosscastError, type ErrorCode } from './errors.ts'
 export {
   EVENT_TYPES, STATUSES, LINK_TYPES, PRIORITIES, RESOURCE_TYPES,

@@ -156,6 +156,9 @@ test('deriveRoom: topic and key depend on name and secret, inputs validated', as
   t.absent(a.topic.equals(deriveRoom('crosscast2', 's3cret').topic), 'another name: another topic')
   t.absent(deriveRoom('ab', 'c').topic.equals(deriveRoom('a', 'bc').topic), 'no ambiguity at the name/secret boundary')
   t.absent(a.topic.toString('latin1').includes('crosscast'), 'name not in the topic')
+  t.ok(a.probeTopic.equals(deriveRoom('crosscast', 'other').probeTopic) && a.probeTopic.equals(deriveRoom('crosscast').probeTopic), 'the probe topic depends on the name only, so wrong secrets meet there')
+  t.absent(a.probeTopic.equals(deriveRoom('crosscast2', 's3cret').probeTopic), 'another name: another probe topic')
+  t.absent(a.probeTopic.equals(a.topic) || deriveRoom('crosscast').probeTopic.equals(deriveRoom('crosscast').topic), 'never the room topic, even without a secret')
 
   for (const [name, secret, field] of [['', undefined, 'room'], ['x'.repeat(257), undefined, 'room'], [42, undefined, 'room'], ['ok', 7, 'secret'], ['ok', '', 'secret']] as const) {
     try {
@@ -284,6 +287,8 @@ for (const intruderSecret of ['wrong-secret', undefined]) {
     t.is(reason, 'wrong room secret')
     await within(5000, 'the stream closes', closed(intruder.stream))
     t.ok(intruder.stream.destroyed, 'the intruder\'s stream is destroyed')
+    // A ends its side (so its own proof still reaches the peer) rather than cutting it.
+    await within(5000, 'A\'s side closes', closed((rejectedConn as Conn).stream))
     t.ok((rejectedConn as Conn).stream.destroyed, 'A\'s side is destroyed too')
     t.is(a.replicator.peers.size, 0, 'A keeps no peer')
 

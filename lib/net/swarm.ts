@@ -15,9 +15,12 @@ const LONELY_REFRESH_MS = 5000
 // With peers, a slow refresh still finds peers that joined at the same instant
 // as someone else and were missed, and heals partitions that reconnected.
 const CONNECTED_REFRESH_MS = 60_000
-// Leaving politely unannounces our topics, which waits on the network; with an
-// unreachable DHT that could stall close(), so past this we just drop everything.
-const GRACEFUL_CLOSE_MS = 3000
+// Leaving politely unannounces our topics, which waits on the network (12 s with
+// an unreachable DHT). Past this window we destroy the DHT's sockets, which fails
+// every pending request and lets Hyperswarm finish at once; a DHT that never
+// answered us gets no window at all. Our announcements expire on their own anyway.
+const GRACEFUL_CLOSE_MS = 1000
+const FORCED_CLOSE_MS = 500
 
 interface Joined {
   session: PeerDiscoverySession
@@ -34,6 +37,7 @@ export interface SwarmTransportOptions {
 
 export class SwarmTransport {
   readonly swarm: Hyperswarm
+  private readonly dht: HyperDHT
   private readonly logger: Logger
   private readonly hasPeers: () => boolean
   private readonly joined = new Map<string, Joined>()
@@ -50,6 +54,7 @@ export class SwarmTransport {
       ...(loopbackOnly ? { host: '127.0.0.1', port: 0 } : {})
     })
     dht.on('error', (err: Error) => this.logger.warn({ err }, 'dht error'))
+    this.dht = dht
     this.swarm = new Hyperswarm({ keyPair: opts.keyPair, dht })
     this.swarm.on('error', (err: Error) => this.logger.warn({ err }, 'swarm error'))
     this.swarm.on('connection', (stream) => opts.onstream(stream))
@@ -87,18 +92,19 @@ export class SwarmTransport {
       for (const timer of joined.timers) clearTimeout(timer)
     }
     this.joined.clear()
-    const graceful = this.swarm.destroy().then(() => true, (err: unknown) => {
-      this.logger.debug({ err }, 'swarm destroy failed')
-      return true
-    })
-    let timer: NodeJS.Timeout | undefined
-    const late = new Promise<false>((resolve) => { timer = setTimeout(() => resolve(false), GRACEFUL_CLOSE_MS) })
-    const done = await Promise.race([graceful, late])
-    clearTimeout(timer)
-    if (!done) {
-      this.logger.debug('swarm did not leave in time; forcing it closed')
-      await this.swarm.destroy({ force: true }).catch((err: unknown) => this.logger.debug({ err }, 'forced swarm destroy failed'))
-      await graceful
-    }
+    const reachable = this.dht.table.size > 0
+    const graceful = this.swarm.destroy().catch((err: unknown) => this.logger.debug({ err }, 'swarm destroy failed'))
+    if (await settlesWithin(graceful, reachable ? GRACEFUL_CLOSE_MS : 0)) return
+    this.logger.debug({ reachable }, 'swarm did not leave in time; closing the DHT under it')
+    const forced = this.dht.destroy({ force: true }).catch((err: unknown) => this.logger.debug({ err }, 'forced DHT destroy failed'))
+    await settlesWithin(Promise.all([forced, graceful]), FORCED_CLOSE_MS)
   }
+}
+
+async function settlesWithin (promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<false>((resolve) => { timer = setTimeout(() => resolve(false), ms) })
+  const done = await Promise.race([promise.then(() => true), late])
+  clearTimeout(timer)
+  return done
 }

@@ -21,6 +21,8 @@ export { ROOM_PROTOCOL, MAX_WRITERS_PER_MESSAGE } from './wire.ts'
 // Short enough that a half-open stream (seen across processes in some sandboxes: one side
 // never gets it) is dropped and redialled quickly; a real peer sends its MAC at once.
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 5_000
+// A rejected peer that does not end its side of the stream is cut off after this.
+const REJECTED_LINGER_MS = 1_000
 
 export type { Logger } from '../logger.ts'
 
@@ -33,6 +35,7 @@ export interface RoomStream {
   readonly destroying?: boolean
   readonly destroyed: boolean
   destroy (err?: Error | null): void
+  end? (): void
   on (event: string, listener: (...args: any[]) => void): unknown
   off (event: string, listener: (...args: any[]) => void): unknown
 }
@@ -357,9 +360,10 @@ export class RoomReplicator<C extends RoomConnection = RoomConnection> extends E
 
   #reject (peer: PeerState<C>, reason: string): void {
     if (peer.done) return
-    this.#logger.warn({ remote: peer.keyHex, reason }, 'rejected room peer')
+    // The listener reports it (once per peer): logging here too would say it twice.
+    this.#logger.debug({ remote: peer.keyHex, reason }, 'rejected room peer')
     this.#forget(peer)
-    peer.conn.stream.destroy()
+    endGracefully(peer.conn.stream)
     this.#emit('rejected', peer.conn, reason)
   }
 
@@ -407,6 +411,20 @@ export class RoomReplicator<C extends RoomConnection = RoomConnection> extends E
       this.#logger.error({ err, event }, 'a room replicator listener threw')
     }
   }
+}
+
+// End rather than destroy: our own proof may still sit in the write buffer (we sent it
+// this same tick), and the peer needs it to tell its user why, e.g. 'wrong room secret'.
+// No data flows on a rejected stream meanwhile: nothing is replicated before auth.
+function endGracefully (stream: RoomStream): void {
+  if (typeof stream.end !== 'function') {
+    stream.destroy()
+    return
+  }
+  stream.end()
+  const timer = setTimeout(() => stream.destroy(), REJECTED_LINGER_MS)
+  timer.unref()
+  stream.on('close', () => clearTimeout(timer))
 }
 
 function authMessage (channel: Channel): Message<Buffer> {

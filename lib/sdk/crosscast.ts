@@ -23,7 +23,7 @@ import { resolveOptions, type CrosscastOptions, type ResolvedOptions } from './o
 import { StateReader, type ConflictRecord } from './state.ts'
 import { FeatureCollection, TrackCollection, SpikeCollection, type Writer } from './resources.ts'
 import { WriterFile, WriterFeed, type KnownWriter } from './writers.ts'
-import { NodeNetwork, type PeerStatus } from './network.ts'
+import { NodeNetwork, type PeerStatus, type RejectedPeer } from './network.ts'
 import type { Duplex } from 'node:stream'
 import type NoiseSecretStream from '@hyperswarm/secret-stream'
 
@@ -38,7 +38,8 @@ export interface NodeStatus {
   writers: WriterStatus[]
   events: { total: number, perSecond: number }
   lag: number
-  rejected: { peers: number, writers: number }
+  /** peers: distinct peers that failed the room handshake; reasons: the latest of them, newest first. */
+  rejected: { peers: number, writers: number, reasons: RejectedPeer[] }
 }
 
 export interface ListEventsQuery { type?: EventType, resourceId?: string, since?: number, limit?: number }
@@ -446,7 +447,7 @@ export class Crosscast extends EventEmitter implements Writer {
       writers,
       events: { total, perSecond: this.rate.perSecond() },
       lag: writers.reduce((n, w) => n + w.lag, 0),
-      rejected: { peers: this.network?.rejectedPeers ?? 0, writers: this.rejectedWriters.size }
+      rejected: { peers: this.network?.rejected().peers ?? 0, writers: this.rejectedWriters.size, reasons: this.network?.rejected().reasons ?? [] }
     }
   }
 

@@ -11,9 +11,37 @@ import type { KnownWriter } from './writers.ts'
 import type Corestore from 'corestore'
 import type { Duplex } from 'node:stream'
 import NoiseSecretStream from '@hyperswarm/secret-stream'
+import { rename, rm, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import { CrosscastError } from '../errors.ts'
 
 export interface PeerStatus { remoteKey: string, transport: TransportName, since: number, authenticated: boolean }
+
+/** The latest failed room handshake of one remote peer. */
+export interface RejectedPeer { remoteKey: string, reason: string, at: string, count: number }
+
+export interface RejectedPeersStatus {
+  /** Distinct remote peers that failed the room handshake (each counted once, however often it redials). */
+  peers: number
+  /** The most recent ones, newest first, at most MAX_REJECTED_REASONS. */
+  reasons: RejectedPeer[]
+}
+
+// Enough to tell "wrong secret" from "nobody online" and to spot a few culprits;
+// a flood of fresh keys only ever costs this many entries.
+export const MAX_REJECTED_REASONS = 16
+const MAX_REMEMBERED_REJECTED = 1024
+
+// A running node holds its storage locked, so `crosscast status` cannot open it to
+// ask; the node leaves what only it knows (peers, failed handshakes) in this file
+// while it runs, and removes it on close.
+export const NETWORK_STATUS_FILE = 'network-status.json'
+const STATUS_WRITE_DELAY_MS = 250
+// After the last peer leaves, wait this long before looking by room name again, so a
+// peer that reconnects at once causes no announce churn.
+const PROBE_REJOIN_MS = 5000
+
+export interface NetworkStatusFile { pid: number, updatedAt: string, peers: PeerStatus[], rejected: RejectedPeersStatus }
 
 /** What the network needs from the node; Crosscast implements it. */
 export interface NetworkHost {
@@ -28,7 +56,15 @@ export class NodeNetwork {
   private readonly logger: Logger
   private discovery: Discovery | null = null
   private replicator: RoomReplicator<PeerConnection> | null = null
-  rejectedPeers = 0
+  // Insertion order is recency order: a repeat is deleted and set again.
+  private readonly rejections = new Map<string, RejectedPeer>()
+  private rejectedPeerCount = 0
+  private statusTimer: NodeJS.Timeout | null = null
+  private statusWrite: Promise<void> = Promise.resolve()
+  private closed = false
+  private probeTopic: Buffer | null = null
+  private probing = false
+  private probeTimer: NodeJS.Timeout | null = null
 
   constructor (host: NetworkHost, options: ResolvedOptions, logger: Logger) {
     this.host = host
@@ -47,9 +83,10 @@ export class NodeNetwork {
       addWriter: (info) => this.host._addRemoteWriter({ key: info.key.toString('hex'), sessionId: info.sessionId, agentId: info.agentId, local: false })
     }
     const replicator = new RoomReplicator<PeerConnection>({ directory, authKey: room.authKey, logger: this.logger })
-    replicator.on('rejected', (conn, reason) => {
-      this.rejectedPeers++
-      this.logger.warn({ remote: conn.remotePublicKey.toString('hex'), reason }, 'a peer failed the room handshake')
+    replicator.on('rejected', (conn, reason) => this.onRejected(conn.remotePublicKey.toString('hex'), reason))
+    replicator.on('authenticated', () => {
+      this.scheduleStatusFile()
+      this.updateProbe()
     })
     const discovery = new Discovery({
       keyPair,
@@ -59,9 +96,38 @@ export class NodeNetwork {
       logger: this.logger
     })
     discovery.on('connection', (conn: PeerConnection) => replicator.attach(conn))
+    discovery.on('disconnection', () => {
+      this.scheduleStatusFile()
+      this.scheduleProbeUpdate()
+    })
     this.discovery = discovery
     this.replicator = replicator
     discovery.join(room.topic)
+    if (this.options.reportWrongSecret) {
+      this.probeTopic = room.probeTopic
+      this.updateProbe()
+    }
+  }
+
+  // On the name-only topic while no authenticated peer is connected, so a peer with
+  // another secret is met and reported; off it as soon as the room works.
+  private updateProbe (): void {
+    const discovery = this.discovery
+    if (this.probeTopic === null || this.closed || discovery === null) return
+    const lonely = !this.peers().some(p => p.authenticated)
+    if (lonely === this.probing) return
+    this.probing = lonely
+    if (lonely) discovery.join(this.probeTopic)
+    else discovery.leave(this.probeTopic).catch((err: unknown) => this.logger.debug({ err }, 'leaving the probe topic failed'))
+  }
+
+  private scheduleProbeUpdate (): void {
+    if (this.probeTopic === null || this.closed || this.probeTimer !== null) return
+    this.probeTimer = setTimeout(() => {
+      this.probeTimer = null
+      this.updateProbe()
+    }, PROBE_REJOIN_MS)
+    this.probeTimer.unref()
   }
 
   /** Replicates the room over a duplex the application provides, wrapped in Noise with this node's identity. */
@@ -92,9 +158,57 @@ export class NodeNetwork {
     }))
   }
 
+  rejected (): RejectedPeersStatus {
+    const reasons = [...this.rejections.values()].reverse().slice(0, MAX_REJECTED_REASONS)
+    return { peers: this.rejectedPeerCount, reasons: reasons.map(r => ({ ...r })) }
+  }
+
+  // Hyperswarm redials a rejected peer again and again: say so once per peer and
+  // reason, so the log tells a wrong secret apart without drowning in it.
+  private onRejected (remoteKey: string, reason: string): void {
+    const previous = this.rejections.get(remoteKey)
+    if (previous === undefined) this.rejectedPeerCount++
+    this.rejections.delete(remoteKey)
+    this.rejections.set(remoteKey, { remoteKey, reason, at: new Date().toISOString(), count: (previous?.count ?? 0) + 1 })
+    if (this.rejections.size > MAX_REMEMBERED_REJECTED) this.rejections.delete(this.rejections.keys().next().value as string)
+    this.scheduleStatusFile()
+    if (previous?.reason === reason) {
+      this.logger.debug({ remote: remoteKey, reason, count: previous.count + 1 }, 'a peer failed the room handshake again')
+      return
+    }
+    this.logger.warn({ remote: remoteKey, reason }, 'a peer failed the room handshake')
+  }
+
+  private scheduleStatusFile (): void {
+    if (this.closed || this.statusTimer !== null) return
+    this.statusTimer = setTimeout(() => {
+      this.statusTimer = null
+      this.statusWrite = this.statusWrite.then(() => this.writeStatusFile())
+    }, STATUS_WRITE_DELAY_MS)
+    this.statusTimer.unref()
+  }
+
+  private async writeStatusFile (): Promise<void> {
+    if (this.closed) return
+    const path = join(this.options.storage, NETWORK_STATUS_FILE)
+    const body: NetworkStatusFile = { pid: process.pid, updatedAt: new Date().toISOString(), peers: this.peers(), rejected: this.rejected() }
+    try {
+      // Whole or not at all: a reader never sees half a file.
+      await writeFile(`${path}.tmp`, JSON.stringify(body) + '\n')
+      await rename(`${path}.tmp`, path)
+    } catch (err) {
+      this.logger.debug({ err }, 'could not write the network status file')
+    }
+  }
+
   async close (): Promise<void> {
+    this.closed = true
+    if (this.statusTimer !== null) clearTimeout(this.statusTimer)
+    if (this.probeTimer !== null) clearTimeout(this.probeTimer)
+    await this.statusWrite
     await this.replicator?.close()
     await this.discovery?.close()
+    await rm(join(this.options.storage, NETWORK_STATUS_FILE), { force: true }).catch(() => {})
   }
 }
 
