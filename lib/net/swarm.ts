@@ -11,6 +11,10 @@ import { isLoopbackHost, type BootstrapAddress } from './options.ts'
 // Two peers announcing a fresh topic at the same instant can each look up before
 // the other's announce lands; these early refreshes close that window.
 const EARLY_REFRESHES_MS = [1000, 3000]
+// The same window, closed sooner: a lookup just after our first announce finished
+// finds a peer whose announce finished at about the same time (on a LAN DHT or a
+// loopback one, that is ~100 ms after open rather than the 1 s refresh).
+const AFTER_FIRST_ANNOUNCE_MS = 200
 const LONELY_REFRESH_MS = 5000
 // With peers, a slow refresh still finds peers that joined at the same instant
 // as someone else and were missed, and heals partitions that reconnected.
@@ -47,11 +51,14 @@ export class SwarmTransport {
     this.hasPeers = opts.hasPeers
     const loopbackOnly = opts.bootstrap !== undefined && opts.bootstrap.every((node) => isLoopbackHost(node.host))
     // A DHT on 0.0.0.0 was seen not to deliver server-side connections when the
-    // whole network is loopback; binding 127.0.0.1 fixes it.
+    // whole network is loopback; binding 127.0.0.1 fixes it. Every node of such a DHT
+    // is on this host and reachable directly, so it is not firewalled: clients dial
+    // straight in, with no hole punching and so none of the hyperdht 6.33-6.34
+    // same-host race (hyperdht#304), whichever hyperdht a user's tree resolves.
     const dht = new HyperDHT({
       keyPair: opts.keyPair,
       ...(opts.bootstrap !== undefined ? { bootstrap: opts.bootstrap } : {}),
-      ...(loopbackOnly ? { host: '127.0.0.1', port: 0 } : {})
+      ...(loopbackOnly ? { host: '127.0.0.1', port: 0, firewalled: false } : {})
     })
     dht.on('error', (err: Error) => this.logger.warn({ err }, 'dht error'))
     this.dht = dht
@@ -75,7 +82,14 @@ export class SwarmTransport {
       if (!this.hasPeers() || Date.now() - lastRefresh >= CONNECTED_REFRESH_MS) refresh()
     }, LONELY_REFRESH_MS))
     for (const timer of timers) timer.unref()
-    this.joined.set(id, { session, timers })
+    const joined = { session, timers }
+    this.joined.set(id, joined)
+    session.flushed().then(() => {
+      if (this.joined.get(id) !== joined || this.hasPeers()) return
+      const timer = setTimeout(() => { if (!this.hasPeers()) refresh() }, AFTER_FIRST_ANNOUNCE_MS)
+      timer.unref()
+      timers.push(timer)
+    }, () => {})
   }
 
   async leave (topic: Buffer): Promise<void> {

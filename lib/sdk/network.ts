@@ -84,7 +84,8 @@ export class NodeNetwork {
     }
     const replicator = new RoomReplicator<PeerConnection>({ directory, authKey: room.authKey, logger: this.logger })
     replicator.on('rejected', (conn, reason) => this.onRejected(conn.remotePublicKey.toString('hex'), reason))
-    replicator.on('authenticated', () => {
+    replicator.on('authenticated', (conn) => {
+      this.discovery?.authenticate(conn.stream)
       this.scheduleStatusFile()
       this.updateProbe()
     })
@@ -149,12 +150,11 @@ export class NodeNetwork {
 
   peers (): PeerStatus[] {
     if (this.discovery === null) return []
-    const room = this.replicator?.peers
     return [...this.discovery.connections.entries()].map(([key, conn]) => ({
       remoteKey: key,
       transport: conn.transport,
       since: conn.since,
-      authenticated: room?.get(key)?.authenticated === true
+      authenticated: conn.authenticated
     }))
   }
 
