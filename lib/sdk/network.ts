@@ -37,9 +37,6 @@ const MAX_REMEMBERED_REJECTED = 1024
 // while it runs, and removes it on close.
 export const NETWORK_STATUS_FILE = 'network-status.json'
 const STATUS_WRITE_DELAY_MS = 250
-// After the last peer leaves, wait this long before looking by room name again, so a
-// peer that reconnects at once causes no announce churn.
-const PROBE_REJOIN_MS = 5000
 
 export interface NetworkStatusFile { pid: number, updatedAt: string, peers: PeerStatus[], rejected: RejectedPeersStatus }
 
@@ -62,9 +59,6 @@ export class NodeNetwork {
   private statusTimer: NodeJS.Timeout | null = null
   private statusWrite: Promise<void> = Promise.resolve()
   private closed = false
-  private probeTopic: Buffer | null = null
-  private probing = false
-  private probeTimer: NodeJS.Timeout | null = null
 
   constructor (host: NetworkHost, options: ResolvedOptions, logger: Logger) {
     this.host = host
@@ -87,7 +81,6 @@ export class NodeNetwork {
     replicator.on('authenticated', (conn) => {
       this.discovery?.authenticate(conn.stream)
       this.scheduleStatusFile()
-      this.updateProbe()
     })
     const discovery = new Discovery({
       keyPair,
@@ -97,38 +90,13 @@ export class NodeNetwork {
       logger: this.logger
     })
     discovery.on('connection', (conn: PeerConnection) => replicator.attach(conn))
-    discovery.on('disconnection', () => {
-      this.scheduleStatusFile()
-      this.scheduleProbeUpdate()
-    })
+    discovery.on('disconnection', () => this.scheduleStatusFile())
     this.discovery = discovery
     this.replicator = replicator
     discovery.join(room.topic)
-    if (this.options.reportWrongSecret) {
-      this.probeTopic = room.probeTopic
-      this.updateProbe()
-    }
-  }
-
-  // On the name-only topic while no authenticated peer is connected, so a peer with
-  // another secret is met and reported; off it as soon as the room works.
-  private updateProbe (): void {
-    const discovery = this.discovery
-    if (this.probeTopic === null || this.closed || discovery === null) return
-    const lonely = !this.peers().some(p => p.authenticated)
-    if (lonely === this.probing) return
-    this.probing = lonely
-    if (lonely) discovery.join(this.probeTopic)
-    else discovery.leave(this.probeTopic).catch((err: unknown) => this.logger.debug({ err }, 'leaving the probe topic failed'))
-  }
-
-  private scheduleProbeUpdate (): void {
-    if (this.probeTopic === null || this.closed || this.probeTimer !== null) return
-    this.probeTimer = setTimeout(() => {
-      this.probeTimer = null
-      this.updateProbe()
-    }, PROBE_REJOIN_MS)
-    this.probeTimer.unref()
+    // Also on the name-only topic, for good: a newcomer with another secret then meets
+    // a room that already works, fails the handshake and is told why, at both ends.
+    if (this.options.reportWrongSecret) discovery.join(room.probeTopic)
   }
 
   /** Replicates the room over a duplex the application provides, wrapped in Noise with this node's identity. */
@@ -204,7 +172,6 @@ export class NodeNetwork {
   async close (): Promise<void> {
     this.closed = true
     if (this.statusTimer !== null) clearTimeout(this.statusTimer)
-    if (this.probeTimer !== null) clearTimeout(this.probeTimer)
     await this.statusWrite
     await this.replicator?.close()
     await this.discovery?.close()

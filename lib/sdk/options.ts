@@ -26,11 +26,11 @@ export interface CrosscastOptions {
   /** DHT bootstrap nodes ('host:port' or {host, port}); default: the public DHT. */
   bootstrap?: BootstrapNode[]
   /**
-   * While no peer is connected, also look for peers by room name alone (default true),
-   * so a peer with a different secret is reported (`status().rejected`, 'wrong room
-   * secret') instead of the room looking empty. Anyone who knows the room name can
-   * then see that a node waits in it (its address and node key, never the secret or
-   * any data); false keeps even that private.
+   * Also meet peers by room name alone (default true), so a peer with a different
+   * secret is reported at both ends (`status().rejected`, 'wrong room secret') instead
+   * of the room looking empty. Anyone who knows the room name can then see that nodes
+   * are in it (their addresses and node keys, never the secret or any data); false
+   * keeps even that private.
    */
   reportWrongSecret?: boolean
   /** Discover peers on the local network by mDNS (default true). */
