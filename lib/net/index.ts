@@ -18,6 +18,8 @@ export { connectInMemory, type MemoryLink } from './memory.ts'
 export { lanServiceName } from './lan.ts'
 export { prefers } from './dedupe.ts'
 
+const MAX_HELD_OFF = 1024
+
 interface Tracked {
   conn: PeerConnection
   candidate: Candidate
@@ -37,6 +39,8 @@ export class Discovery extends EventEmitter {
   private readonly logger: Logger
   private readonly live = new Map<string, Tracked>()
   private readonly pending = new Map<string, Tracked>()
+  // remote key -> until when (ms) the LAN does not dial it. Hyperswarm backs off by itself.
+  private readonly heldOff = new Map<string, number>()
   private readonly conns = new Map<string, PeerConnection>()
   private readonly byStream = new Map<NoiseSecretStream, Tracked>()
   // Every stream handed to us, open or not, so close() can end them all.
@@ -71,7 +75,7 @@ export class Discovery extends EventEmitter {
         options: lan,
         logger: this.logger,
         onstream: (stream) => this.attach(stream, 'lan'),
-        isConnected: (remoteKeyHex) => this.live.has(remoteKeyHex),
+        skipDial: (remoteKeyHex) => this.live.has(remoteKeyHex) || this.isHeldOff(remoteKeyHex),
         hasPeers: () => this.live.size > 0
       })
   }
@@ -187,6 +191,25 @@ export class Discovery extends EventEmitter {
       incumbent.conn.stream.destroy()
     }
     this.promote(key, tracked)
+  }
+
+  // A peer that failed the room handshake would fail it again: mDNS answers every
+  // couple of seconds would otherwise redial it forever.
+  holdOff (remotePublicKey: Buffer, ms: number): void {
+    const now = Date.now()
+    if (this.heldOff.size >= MAX_HELD_OFF) {
+      for (const [key, until] of this.heldOff) if (until <= now) this.heldOff.delete(key)
+      if (this.heldOff.size >= MAX_HELD_OFF) this.heldOff.delete(this.heldOff.keys().next().value as string)
+    }
+    this.heldOff.set(remotePublicKey.toString('hex'), now + ms)
+  }
+
+  private isHeldOff (remoteKeyHex: string): boolean {
+    const until = this.heldOff.get(remoteKeyHex)
+    if (until === undefined) return false
+    if (until > Date.now()) return true
+    this.heldOff.delete(remoteKeyHex)
+    return false
   }
 
   private promote (key: string, tracked: Tracked): void {

@@ -31,6 +31,8 @@ export interface RejectedPeersStatus {
 // a flood of fresh keys only ever costs this many entries.
 export const MAX_REJECTED_REASONS = 16
 const MAX_REMEMBERED_REJECTED = 1024
+// A rejected peer is not dialled again over the LAN for this long.
+const REJECTED_HOLD_OFF_MS = 30_000
 
 // A running node holds its storage locked, so `crosscast status` cannot open it to
 // ask; the node leaves what only it knows (peers, failed handshakes) in this file
@@ -77,7 +79,10 @@ export class NodeNetwork {
       addWriter: (info) => this.host._addRemoteWriter({ key: info.key.toString('hex'), sessionId: info.sessionId, agentId: info.agentId, local: false })
     }
     const replicator = new RoomReplicator<PeerConnection>({ directory, authKey: room.authKey, logger: this.logger })
-    replicator.on('rejected', (conn, reason) => this.onRejected(conn.remotePublicKey.toString('hex'), reason))
+    replicator.on('rejected', (conn, reason) => {
+      this.discovery?.holdOff(conn.remotePublicKey, REJECTED_HOLD_OFF_MS)
+      this.onRejected(conn.remotePublicKey.toString('hex'), reason)
+    })
     replicator.on('authenticated', (conn) => {
       this.discovery?.authenticate(conn.stream)
       this.scheduleStatusFile()
