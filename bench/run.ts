@@ -49,6 +49,11 @@
 //                                     subscribed at the 'pong' frame ({"type":"pong"} or bare 'pong').
 //                                     Latency: post() call to frame received, per client.
 //                                     bench/alt/fanout.ts (startRelay) is the worked example.
+//   connect.first_peer_p50_ms / _p99  bench/connect.ts: two sessions (processes) open at once on a
+//   connect.catchup_ms                loopback DHT, fresh storage, workload.connect.rounds rounds; a
+//                                     late joiner's open() to holding workload.connect.catchUpEvents.
+//                                     Its alternative is itself on another hyperdht, listed only when
+//                                     BENCH_HYPERDHT_BASELINE names a dir where hyperdht@6.34.0 is installed
 //   sync.changes_per_s                workload.sync.changes status changes on session A, one per
 //   sync.bytes_per_change             event-loop turn, until session B has the last; bytes counted
 //                                     on the connection, both directions, / changes
@@ -59,8 +64,8 @@
 // (spawnPeer / servePeer) and bench/lib/tracker.ts the same way.
 //
 // Env: BENCH_RUNS, BENCH_QUICK=1, BENCH_ONLY=crosscast,hypercore,autobase,ws,socketio,automerge
-// (any subset; a crosscast module alone by its file name: local, replication, gateway, claims),
-// BENCH_CLIENTS, BENCH_MW_EVENTS, BENCH_CHANGES.
+// (any subset; a crosscast module also by its name: local, replication, gateway, claims, connect),
+// BENCH_CLIENTS, BENCH_MW_EVENTS, BENCH_CHANGES, BENCH_CONNECT_ROUNDS, BENCH_HYPERDHT_BASELINE.
 // ────────────────────────────────────────────────────────────────────────────
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
 import { fileURLToPath, pathToFileURL } from 'node:url'
@@ -71,10 +76,11 @@ import * as hypercoreAlt from './alt/hypercore.ts'
 import * as autobaseAlt from './alt/autobase.ts'
 import * as fanoutAlt from './alt/fanout.ts'
 import * as automergeAlt from './alt/automerge.ts'
+import { baselines as connectBaselines } from './connect.ts'
 
 interface Entry { key: string, system: string, run: (ctx: BenchContext) => Promise<FigureSet> }
 
-const CROSSCAST_MODULES = ['local.ts', 'replication.ts', 'gateway.ts', 'claims.ts']
+const CROSSCAST_MODULES = ['local.ts', 'replication.ts', 'gateway.ts', 'claims.ts', 'connect.ts']
 const MODULE_TIME_LIMIT_MS = 45 * 60_000
 
 async function crosscastEntries (errors: string[]): Promise<Entry[]> {
@@ -103,7 +109,8 @@ const ALTERNATIVES: Entry[] = [
   { key: 'autobase', system: autobaseAlt.system, run: autobaseAlt.run },
   { key: 'ws', system: fanoutAlt.wsRelay.system, run: fanoutAlt.wsRelay.run },
   { key: 'socketio', system: fanoutAlt.socketIo.system, run: fanoutAlt.socketIo.run },
-  { key: 'automerge', system: automergeAlt.system, run: automergeAlt.run }
+  { key: 'automerge', system: automergeAlt.system, run: automergeAlt.run },
+  ...connectBaselines()
 ]
 
 const METHOD_NOTES = [
@@ -119,8 +126,9 @@ const METHOD_NOTES = [
 async function main (): Promise<void> {
   const ctx = contextFromEnv()
   const only = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',').map((s) => s.trim())) : null
-  // A crosscast module is also picked by its file name alone (BENCH_ONLY=claims).
-  const wanted = (key: string): boolean => !only || only.has(key) || (key.startsWith('crosscast:') && (only.has('crosscast') || only.has(key.slice('crosscast:'.length).replace(/\.ts$/, ''))))
+  // A crosscast module is also picked by its name alone (BENCH_ONLY=claims); 'connect' also selects its hyperdht baseline (connect-baseline).
+  const name = (key: string): string => key.replace(/^crosscast:/, '').replace(/\.ts$/, '').replace(/-baseline$/, '')
+  const wanted = (key: string): boolean => !only || only.has(key) || only.has(name(key)) || (key.startsWith('crosscast:') && only.has('crosscast'))
   const started = Date.now()
   const m = machine()
   ctx.log(`bench: ${ctx.runs} runs per figure${ctx.quick ? ', QUICK sizes' : ''}; ${m.cpu}, ${m.cores} cores, load ${m.loadavg.join(' ')}`)

@@ -7,7 +7,7 @@ export { Feature, FeatureBuilder, FeatureCollection, Track, TrackBuilder, TrackC
 export type { PresenceEntry } from './presence/presence.ts'
 export { DEFAULT_CLAIM_TTL_S, type ClaimHolder, type ClaimOptions, type ClaimResult, type ClaimLost } from './sdk/claims.ts'
 export type { FeatureRecord, TrackRecord, SpikeRecord, LinkRecord, CommentRecord, ConflictRecord } from './sdk/state.ts'
-export type { PeerStatus } from './sdk/network.ts'
+export type { PeerStatus, RejectedPeer } from './sdk/network.ts'
 export { CrosscastError, ERROR_CODES, isCrosscastError, type ErrorCode } from './errors.ts'
 export {
   EVENT_TYPES, STATUSES, LINK_TYPES, PRIORITIES, RESOURCE_TYPES,

@@ -25,7 +25,7 @@ const CALL_MS = 10_000
 
 interface Status {
   peers: Array<{ transport: string, authenticated: boolean }>
-  rejected: { peers: number, writers: number }
+  rejected: { peers: number, writers: number, reasons: Array<{ reason: string }> }
 }
 
 interface Node {
@@ -109,16 +109,19 @@ async function scenario (t: Assert, deadline: number, nodes: Node[]): Promise<vo
   t.is(new Set(hashes).size, 1, `one content hash on all three: ${hashes[0].slice(0, 16)}`)
   // Nothing but mDNS could have brought c back: there is no swarm.
   await waitFor(deadline, 20_000, 'the full LAN mesh again', async () =>
-    (await Promise.all(members.map(status))).every((s) => s.peers.length === MEMBERS - 1))
+    (await Promise.all(members.map(status))).every((s) => s.peers.filter((p) => p.authenticated).length === MEMBERS - 1))
   for (const n of members) {
     const { peers } = await status(n)
-    t.ok(peers.every((p) => p.transport === 'lan' && p.authenticated), `${n.name}: every peer is an authenticated LAN peer`)
+    const members = peers.filter((p) => p.authenticated)
+    t.is(members.length, MEMBERS - 1, `${n.name}: the other members are authenticated peers`)
+    t.ok(members.every((p) => p.transport === 'lan'), `${n.name}: over the LAN`)
   }
 
   const [outsiderCount] = await counts([outsider])
   t.is(outsiderCount, OUTSIDER_EVENTS, 'the node with another secret holds only its own events')
   const outsiderStatus = await status(outsider)
-  t.is(outsiderStatus.peers.length, 0, 'the node with another secret has no peer')
+  t.is(outsiderStatus.peers.filter((p) => p.authenticated).length, 0, 'the node with another secret has no peer')
+  t.ok(outsiderStatus.rejected.reasons.some((r) => r.reason === 'wrong room secret'), 'and is told it holds the wrong secret')
 
   await Promise.all(nodes.map((n) => n.peer.call('close', {}, CALL_MS)))
 }

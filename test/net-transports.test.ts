@@ -4,10 +4,11 @@ import test from 'brittle'
 import { fileURLToPath } from 'node:url'
 import { randomBytes } from 'node:crypto'
 import HyperDHT from 'hyperdht'
-import { Discovery, connectInMemory, parseBootstrap, prefers } from '../lib/net/index.ts'
+import type NoiseSecretStream from '@hyperswarm/secret-stream'
+import { Discovery, connectInMemory, parseBootstrap, prefers, type PeerConnection } from '../lib/net/index.ts'
 import { isCrosscastError } from '../lib/errors.ts'
 import { createTestnet } from './helpers/testnet.ts'
-import { runTransportSuite, runExitCheck, waitFor, agree, sleep, type TransportFactory } from './helpers/transport-suite.ts'
+import { runTransportSuite, runExitCheck, waitFor, agree, sleep, exchange, type TransportFactory } from './helpers/transport-suite.ts'
 
 const swarmFactory: TransportFactory = {
   transport: 'swarm',
@@ -108,6 +109,50 @@ if (exitCheck !== undefined) {
     t.is(a.connections.size, 1)
     t.is(b.connections.size, 1)
     t.ok(agree(a, b), 'same handshake hash on both ends')
+  })
+
+  test('memory: a connection that has not proven the room never displaces one that has; both ends still agree', async (t) => {
+    const nodes = [0, 1].map(() => new Discovery({ keyPair: HyperDHT.keyPair(), swarm: false, lan: false }))
+    for (const node of nodes) t.teardown(() => node.close())
+    // The first dial comes from the lower key, so every later dial from the higher
+    // key is the one the plain rule prefers.
+    const [lo, hi] = nodes.sort((x, y) => Buffer.compare(x.publicKey, y.publicKey))
+    const between = (from: Discovery, to: Discovery): NoiseSecretStream => from.connections.get(to.publicKey.toString('hex'))!.stream
+    const offered = (node: Discovery): NoiseSecretStream[] => {
+      const streams: NoiseSecretStream[] = []
+      node.on('connection', (conn: PeerConnection) => streams.push(conn.stream))
+      return streams
+    }
+    const link = connectInMemory(lo, hi, { reconnect: false })
+    t.teardown(() => link.close())
+    await waitFor('the first connection', () => agree(lo, hi), 5000)
+    const first = between(lo, hi).handshakeHash
+    lo.authenticate(between(lo, hi))
+    hi.authenticate(between(hi, lo))
+
+    // A preferred duplicate that dies before it proves anything changes nothing.
+    const atLo = offered(lo)
+    link.dial('b')
+    await waitFor('the duplicate to reach lo', () => atLo.length === 1, 5000)
+    t.ok(between(lo, hi).handshakeHash?.equals(first!), 'lo keeps the authenticated connection while the duplicate waits')
+    atLo[0].destroy()
+    await sleep(300)
+    t.ok(agree(lo, hi) && between(lo, hi).handshakeHash?.equals(first!), 'both still hold the authenticated connection')
+    t.ok(lo.connections.get(hi.publicKey.toString('hex'))?.authenticated, 'and it is still marked authenticated')
+
+    // A preferred duplicate that proves itself, at one end first, takes over at both.
+    const later = offered(lo)
+    link.dial('b')
+    await waitFor('the second duplicate to reach lo', () => later.length === 1, 5000)
+    await sleep(100)
+    t.ok(between(lo, hi).handshakeHash?.equals(first!), 'still the first connection before the duplicate proves the room')
+    lo.authenticate(later[0])
+    await waitFor('both ends to move to the duplicate', () => agree(lo, hi) && !between(lo, hi).handshakeHash!.equals(first!), 5000)
+    await sleep(300)
+    t.ok(agree(lo, hi), 'both ends hold the same (new) connection')
+    t.is(lo.connections.size, 1)
+    t.is(hi.connections.size, 1)
+    await exchange(t, lo, hi, 'after the takeover')
   })
 
   test('parseBootstrap accepts host:port and objects, and names the option it rejects', (t) => {

@@ -9,7 +9,7 @@ import type { KeyPair } from '@hyperswarm/secret-stream'
 import Protomux from 'protomux'
 import c from 'compact-encoding'
 import { deriveRoom } from '../lib/replication/room.ts'
-import { RoomReplicator, ROOM_PROTOCOL, type WriterDirectory, type WriterInfo, type RoomConnection } from '../lib/replication/replicator.ts'
+import { RoomReplicator, ROOM_PROTOCOL, DEFAULT_HANDSHAKE_TIMEOUT_MS, DEFAULT_SILENT_TIMEOUT_MS, type WriterDirectory, type WriterInfo, type RoomConnection } from '../lib/replication/replicator.ts'
 import { connectionMac, encodeWriters } from '../lib/replication/wire.ts'
 import { CrosscastError } from '../lib/errors.ts'
 
@@ -156,6 +156,9 @@ test('deriveRoom: topic and key depend on name and secret, inputs validated', as
   t.absent(a.topic.equals(deriveRoom('crosscast2', 's3cret').topic), 'another name: another topic')
   t.absent(deriveRoom('ab', 'c').topic.equals(deriveRoom('a', 'bc').topic), 'no ambiguity at the name/secret boundary')
   t.absent(a.topic.toString('latin1').includes('crosscast'), 'name not in the topic')
+  t.ok(a.probeTopic.equals(deriveRoom('crosscast', 'other').probeTopic) && a.probeTopic.equals(deriveRoom('crosscast').probeTopic), 'the probe topic depends on the name only, so wrong secrets meet there')
+  t.absent(a.probeTopic.equals(deriveRoom('crosscast2', 's3cret').probeTopic), 'another name: another probe topic')
+  t.absent(a.probeTopic.equals(a.topic) || deriveRoom('crosscast').probeTopic.equals(deriveRoom('crosscast').topic), 'never the room topic, even without a secret')
 
   for (const [name, secret, field] of [['', undefined, 'room'], ['x'.repeat(257), undefined, 'room'], [42, undefined, 'room'], ['ok', 7, 'secret'], ['ok', '', 'secret']] as const) {
     try {
@@ -284,6 +287,8 @@ for (const intruderSecret of ['wrong-secret', undefined]) {
     t.is(reason, 'wrong room secret')
     await within(5000, 'the stream closes', closed(intruder.stream))
     t.ok(intruder.stream.destroyed, 'the intruder\'s stream is destroyed')
+    // A ends its side (so its own proof still reaches the peer) rather than cutting it.
+    await within(5000, 'A\'s side closes', closed((rejectedConn as Conn).stream))
     t.ok((rejectedConn as Conn).stream.destroyed, 'A\'s side is destroyed too')
     t.is(a.replicator.peers.size, 0, 'A keeps no peer')
 
@@ -306,6 +311,41 @@ test('a peer that never authenticates is dropped after handshakeTimeoutMs', asyn
   t.is(reason, 'no valid room auth within 300 ms')
   await within(3000, 'stream closes', closed(ss))
   t.pass('the silent peer was disconnected')
+})
+
+test('a stream that receives nothing after our proof is dropped as silent after ~1 s, long before the handshake timeout', async (t) => {
+  // What a half-open stream looks like from the end that kept it (hyperdht#304):
+  // the handshake completed, then not a byte. Hyperswarm would keep it and refuse redials.
+  const a = await makePeer(t, 'a', deriveRoom('project-x', 'hunter2'))
+  const deadKeys = NoiseSecretStream.keyPair()
+  const [sa, sd] = streamPair(t, a.keyPair, deadKeys)
+  const rejected: string[] = []
+  a.replicator.on('rejected', (_conn, reason) => { rejected.push(reason) })
+  const silent = once(a.replicator as unknown as EventEmitter, 'silent')
+  const started = Date.now()
+  a.replicator.attach(conn(sa, deadKeys))
+  await within(DEFAULT_HANDSHAKE_TIMEOUT_MS - 1000, 'the silent drop', silent)
+  const ms = Date.now() - started
+  t.ok(ms >= DEFAULT_SILENT_TIMEOUT_MS - 50, `not before the silent timeout (${ms} ms)`)
+  await within(3000, 'stream closes', closed(sd))
+  t.ok(sa.destroyed, 'our end of the stream is destroyed, so Hyperswarm can dial again')
+  t.alike(rejected, [], 'a silent stream is not reported as a failed room handshake')
+  t.is(a.replicator.peers.size, 0, 'A keeps no peer')
+})
+
+test('a peer that opens the room channel but is slow to prove is not dropped as silent', async (t) => {
+  const a = await makePeer(t, 'a', deriveRoom('project-x', 'hunter2'))
+  const slowKeys = NoiseSecretStream.keyPair()
+  const [sa, ss] = streamPair(t, a.keyPair, slowKeys)
+  let silent = false
+  a.replicator.on('silent', () => { silent = true })
+  a.replicator.attach(conn(sa, slowKeys))
+  const mux = Protomux.from(ss)
+  const channel = mux.createChannel({ protocol: ROOM_PROTOCOL, messages: [{ encoding: c.raw }, { encoding: c.raw }] })
+  channel!.open()
+  await new Promise((resolve) => setTimeout(resolve, DEFAULT_SILENT_TIMEOUT_MS + 500))
+  t.absent(silent, 'a peer that answered on the room channel is left to the handshake timeout')
+  t.absent(sa.destroyed, 'its stream is still open')
 })
 
 test('a peer that refuses the room channel is dropped at once', async (t) => {

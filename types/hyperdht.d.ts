@@ -21,6 +21,8 @@ declare module 'hyperdht' {
     readonly bootstrapped: boolean
     readonly firewalled: boolean
     readonly ephemeral: boolean
+    /** dht-rpc's routing table: size 0 means no DHT node ever answered. */
+    readonly table: { readonly size: number }
     ready (): Promise<void>
     fullyBootstrapped (): Promise<void>
     address (): { host: string, family: number, port: number }

@@ -36,6 +36,12 @@ export interface Workload {
     /** Small map updates (a status change) made one by one on peer A, all awaited on peer B. */
     changes: number
   }
+  connect: {
+    /** Two sessions open at the same instant, fresh storage each round (BENCH_CONNECT_ROUNDS, at least 20). */
+    rounds: number
+    /** Events a peer holds before a late joiner opens. */
+    catchUpEvents: number
+  }
 }
 
 export interface BenchContext {
@@ -66,7 +72,7 @@ export interface FigureSpec {
   unit: string
   lowerIsBetter: boolean
   /** Which comparison of issue 6 it belongs to. */
-  group: 'replication' | 'multiwriter' | 'fanout' | 'sync'
+  group: 'replication' | 'multiwriter' | 'fanout' | 'sync' | 'connect'
 }
 
 /** Every figure id a module may report, with how to read it. */
@@ -84,7 +90,10 @@ export const FIGURES = {
   'fanout.server_heap_per_client_kb': { group: 'fanout', title: 'server JS heap + external per connected client (steadier than RSS)', unit: 'KiB', lowerIsBetter: true },
   'fanout.client_rss_per_client_kb': { group: 'fanout', title: 'client-process RSS per connection', unit: 'KiB', lowerIsBetter: true },
   'sync.changes_per_s': { group: 'sync', title: 'small changes streamed A to B until B has all', unit: 'changes/s', lowerIsBetter: false },
-  'sync.bytes_per_change': { group: 'sync', title: 'bytes on the wire per change (both directions)', unit: 'B', lowerIsBetter: true }
+  'sync.bytes_per_change': { group: 'sync', title: 'bytes on the wire per change (both directions)', unit: 'B', lowerIsBetter: true },
+  'connect.first_peer_p50_ms': { group: 'connect', title: 'two sessions opened at once (separate processes, loopback DHT, fresh storage): open to first authenticated peer, p50 over rounds', unit: 'ms', lowerIsBetter: true },
+  'connect.first_peer_p99_ms': { group: 'connect', title: 'the same, p99 over rounds (target <= 1.5 s)', unit: 'ms', lowerIsBetter: true },
+  'connect.catchup_ms': { group: 'connect', title: 'late joiner: open to holding all events already written by a peer (workload.connect.catchUpEvents)', unit: 'ms', lowerIsBetter: true }
 } as const satisfies Record<string, FigureSpec>
 
 export type FigureId = keyof typeof FIGURES
@@ -121,6 +130,10 @@ export function workloadFromEnv (quick: boolean): Workload {
     },
     sync: {
       changes: envInt('BENCH_CHANGES', quick ? 500 : 5000)
+    },
+    connect: {
+      rounds: Math.max(20, envInt('BENCH_CONNECT_ROUNDS', quick ? 20 : 50)),
+      catchUpEvents: 600
     }
   }
 }

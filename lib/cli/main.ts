@@ -11,7 +11,8 @@ import { EventReader } from '../projection/queries.ts'
 import { readKnownWriters } from '../sdk/writer-store.ts'
 import { silentLogger } from '../logger.ts'
 import BetterSqlite3 from 'better-sqlite3'
-import { existsSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
+import { NETWORK_STATUS_FILE, type NetworkStatusFile, type RejectedPeer } from '../sdk/network.ts'
 import { join } from 'node:path'
 import { registerServe } from './serve.ts'
 
@@ -109,12 +110,13 @@ program.command('status')
         return
       }
       const header = s.live
-        ? `events ${s.events.total}  (storage in use by a running node: peers and log lengths at its gateway, GET /api/metrics)`
+        ? `events ${s.events.total}  peers ${s.peers.length}  rejected peers ${s.rejected.peers}  (storage in use by a running node: log lengths at its gateway, GET /api/metrics)`
         : `room ${s.room}  events ${s.events.total}  ${s.events.perSecond}/s  lag ${s.lag}  peers ${s.peers.length}  rejected peers ${s.rejected.peers} writers ${s.rejected.writers}`
       const lines = [
         header,
         ...s.writers.map(w => `  ${w.local ? 'local ' : 'remote'} ${w.key.slice(0, 16)}  ${String(w.sessionId).padEnd(16)} ${String(w.agentId).padEnd(12)} ${w.length === null ? '' : `length ${w.length} `}indexed ${w.indexed}${w.lag === null ? '' : ` lag ${w.lag}`}${w.skipped > 0 ? ` skipped ${w.skipped} (${w.lastError ?? ''})` : ''}`),
-        ...s.peers.map(p => `  peer ${p.remoteKey.slice(0, 16)} via ${p.transport} since ${new Date(p.since).toISOString()}`)
+        ...s.peers.map(p => `  peer ${p.remoteKey.slice(0, 16)} via ${p.transport} since ${new Date(p.since).toISOString()}`),
+        ...(s.rejected.reasons ?? []).map(r => `  rejected peer ${r.remoteKey.slice(0, 16)}: ${r.reason} (${r.count}x, last ${r.at})`)
       ]
       process.stdout.write(lines.join('\n') + '\n')
     }
@@ -140,7 +142,7 @@ interface StatusSnapshot {
   room?: string
   events: { total: number, perSecond?: number }
   lag?: number
-  rejected: { peers: number, writers: number }
+  rejected: { peers: number, writers: number, reasons?: RejectedPeer[] }
   peers: Array<{ remoteKey: string, transport: string, since: number }>
   writers: Array<{ key: string, sessionId: string | null, agentId: string | null, local: boolean, length: number | null, indexed: number, lag: number | null, skipped: number, lastError: string | null }>
 }
@@ -149,7 +151,17 @@ function databaseStatus (db: InstanceType<typeof BetterSqlite3>): StatusSnapshot
   const writers = (db.prepare('SELECT key, session_id, agent_id, local, indexed, skipped, last_error FROM writers ORDER BY local DESC, key').all() as Array<Record<string, unknown>>)
     .map(w => ({ key: w.key as string, sessionId: w.session_id as string | null, agentId: w.agent_id as string | null, local: w.local === 1, length: null, indexed: w.indexed as number, lag: null, skipped: w.skipped as number, lastError: w.last_error as string | null }))
   const total = (db.prepare('SELECT count(*) AS n FROM broadcast_events').get() as { n: number }).n
-  return { live: true, events: { total }, rejected: { peers: 0, writers: 0 }, peers: [], writers }
+  const network = readNetworkStatus(join(db.name, '..', NETWORK_STATUS_FILE))
+  return { live: true, events: { total }, rejected: { peers: network?.rejected.peers ?? 0, writers: 0, reasons: network?.rejected.reasons ?? [] }, peers: network?.peers ?? [], writers }
+}
+
+// What the running node reports of its network (see NETWORK_STATUS_FILE); null when it wrote nothing yet.
+function readNetworkStatus (path: string): NetworkStatusFile | null {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as NetworkStatusFile
+  } catch {
+    return null
+  }
 }
 
 program.command('tail')

@@ -18,15 +18,29 @@ export { connectInMemory, type MemoryLink } from './memory.ts'
 export { lanServiceName } from './lan.ts'
 export { prefers } from './dedupe.ts'
 
+const MAX_HELD_OFF = 1024
+
 interface Tracked {
   conn: PeerConnection
   candidate: Candidate
 }
 
+// Dedupe, with one exception to the plain rule in dedupe.ts: a connection that has
+// not yet proven the room (authenticate()) never displaces one that has. The
+// preferred newcomer waits beside the incumbent in `pending` (it is emitted as a
+// 'connection' so the room protocol runs on it, but is not in `connections`) and
+// takes over once it authenticates; if it dies first, the incumbent stays. Both ends
+// still converge on the same survivor: the rule's winner if it ever works, otherwise
+// the one that already worked, since a connection one end gives up on closes at
+// the other end too.
+
 export class Discovery extends EventEmitter {
   readonly keyPair: KeyPair
   private readonly logger: Logger
   private readonly live = new Map<string, Tracked>()
+  private readonly pending = new Map<string, Tracked>()
+  // remote key -> until when (ms) the LAN does not dial it. Hyperswarm backs off by itself.
+  private readonly heldOff = new Map<string, number>()
   private readonly conns = new Map<string, PeerConnection>()
   private readonly byStream = new Map<NoiseSecretStream, Tracked>()
   // Every stream handed to us, open or not, so close() can end them all.
@@ -61,7 +75,7 @@ export class Discovery extends EventEmitter {
         options: lan,
         logger: this.logger,
         onstream: (stream) => this.attach(stream, 'lan'),
-        isConnected: (remoteKeyHex) => this.live.has(remoteKeyHex),
+        skipDial: (remoteKeyHex) => this.live.has(remoteKeyHex) || this.isHeldOff(remoteKeyHex),
         hasPeers: () => this.live.size > 0
       })
   }
@@ -126,7 +140,7 @@ export class Discovery extends EventEmitter {
     }
     const key = remotePublicKey.toString('hex')
     const tracked: Tracked = {
-      conn: { stream, remotePublicKey, transport, isInitiator: stream.isInitiator, since: Date.now() },
+      conn: { stream, remotePublicKey, transport, isInitiator: stream.isInitiator, since: Date.now(), authenticated: false },
       candidate: { transport, initiatorKey: stream.isInitiator ? this.keyPair.publicKey : remotePublicKey, handshakeHash }
     }
     const incumbent = this.live.get(key)
@@ -136,15 +150,72 @@ export class Discovery extends EventEmitter {
         stream.destroy()
         return
       }
+      if (incumbent.conn.authenticated) {
+        const waiting = this.pending.get(key)
+        if (waiting !== undefined && !prefers(tracked.candidate, waiting.candidate)) {
+          this.logger.debug({ remote: key, transport }, 'duplicate connection dropped')
+          stream.destroy()
+          return
+        }
+        if (waiting !== undefined) {
+          this.forget(waiting)
+          waiting.conn.stream.destroy()
+        }
+        this.logger.debug({ remote: key, transport }, 'duplicate connection waits to authenticate before it replaces the current one')
+        this.pending.set(key, tracked)
+        this.byStream.set(stream, tracked)
+        this.emit('connection', tracked.conn)
+        return
+      }
       this.logger.debug({ remote: key, transport, replaced: incumbent.conn.transport }, 'duplicate connection replaces the current one')
       this.forget(incumbent)
       incumbent.conn.stream.destroy()
     }
+    this.byStream.set(stream, tracked)
+    this.promote(key, tracked)
+    this.emit('connection', tracked.conn)
+  }
+
+  // The room layer calls this once the peer on `stream` proved the room secret.
+  authenticate (stream: NoiseSecretStream): void {
+    const tracked = this.byStream.get(stream)
+    if (tracked === undefined || tracked.conn.authenticated) return
+    tracked.conn.authenticated = true
+    const key = tracked.conn.remotePublicKey.toString('hex')
+    if (this.pending.get(key) !== tracked) return
+    this.pending.delete(key)
+    const incumbent = this.live.get(key)
+    if (incumbent !== undefined) {
+      this.logger.debug({ remote: key, transport: tracked.conn.transport, replaced: incumbent.conn.transport }, 'authenticated duplicate replaces the current one')
+      this.forget(incumbent)
+      incumbent.conn.stream.destroy()
+    }
+    this.promote(key, tracked)
+  }
+
+  // A peer that failed the room handshake would fail it again: mDNS answers every
+  // couple of seconds would otherwise redial it forever.
+  holdOff (remotePublicKey: Buffer, ms: number): void {
+    const now = Date.now()
+    if (this.heldOff.size >= MAX_HELD_OFF) {
+      for (const [key, until] of this.heldOff) if (until <= now) this.heldOff.delete(key)
+      if (this.heldOff.size >= MAX_HELD_OFF) this.heldOff.delete(this.heldOff.keys().next().value as string)
+    }
+    this.heldOff.set(remotePublicKey.toString('hex'), now + ms)
+  }
+
+  private isHeldOff (remoteKeyHex: string): boolean {
+    const until = this.heldOff.get(remoteKeyHex)
+    if (until === undefined) return false
+    if (until > Date.now()) return true
+    this.heldOff.delete(remoteKeyHex)
+    return false
+  }
+
+  private promote (key: string, tracked: Tracked): void {
     this.live.set(key, tracked)
     this.conns.set(key, tracked.conn)
-    this.byStream.set(stream, tracked)
-    this.logger.info({ remote: key, transport, initiator: stream.isInitiator }, 'peer connected')
-    this.emit('connection', tracked.conn)
+    this.logger.info({ remote: key, transport: tracked.conn.transport, initiator: tracked.conn.isInitiator }, 'peer connected')
   }
 
   private onclose (stream: NoiseSecretStream): void {
@@ -158,11 +229,21 @@ export class Discovery extends EventEmitter {
   private forget (tracked: Tracked): void {
     this.byStream.delete(tracked.conn.stream)
     const key = tracked.conn.remotePublicKey.toString('hex')
+    if (this.pending.get(key) === tracked) {
+      this.pending.delete(key)
+      this.emit('disconnection', tracked.conn)
+      return
+    }
     if (this.live.get(key) !== tracked) return
     this.live.delete(key)
     this.conns.delete(key)
     this.logger.info({ remote: key, transport: tracked.conn.transport }, 'peer disconnected')
     this.emit('disconnection', tracked.conn)
+    const waiting = this.pending.get(key)
+    if (waiting !== undefined && this.closing === null) {
+      this.pending.delete(key)
+      this.promote(key, waiting)
+    }
   }
 
   close (): Promise<void> {

@@ -25,7 +25,8 @@ export interface LanTransportOptions {
   options: LanOptions
   logger: Logger
   onstream: (stream: NoiseSecretStream) => void
-  isConnected: (remoteKeyHex: string) => boolean
+  /** true for a peer not to dial now (connected already, or held off). */
+  skipDial: (remoteKeyHex: string) => boolean
   hasPeers: () => boolean
 }
 
@@ -35,7 +36,7 @@ export class LanTransport {
   private readonly opts: Required<Pick<LanOptions, 'queryInterval' | 'idleQueryInterval' | 'keepAlive' | 'timeout'>> & LanOptions
   private readonly logger: Logger
   private readonly onstream: (stream: NoiseSecretStream) => void
-  private readonly isConnected: (remoteKeyHex: string) => boolean
+  private readonly skipDial: (remoteKeyHex: string) => boolean
   private readonly hasPeers: () => boolean
   private readonly names = new Set<string>()
   private readonly dialing = new Set<string>()
@@ -54,7 +55,7 @@ export class LanTransport {
     this.opts = { queryInterval: 2000, idleQueryInterval: 30000, keepAlive: 5000, timeout: 15000, ...opts.options }
     this.logger = opts.logger
     this.onstream = opts.onstream
-    this.isConnected = opts.isConnected
+    this.skipDial = opts.skipDial
     this.hasPeers = opts.hasPeers
   }
 
@@ -163,7 +164,7 @@ export class LanTransport {
       if (answer.type !== 'TXT' || !this.names.has(answer.name)) continue
       const record = parseTxt(answer.data)
       if (record === null || record.key === this.keyHex) continue
-      if (this.isConnected(record.key) || this.dialing.has(record.key)) continue
+      if (this.skipDial(record.key) || this.dialing.has(record.key)) continue
       this.dial(rinfo.address, record.port, record.key)
     }
   }

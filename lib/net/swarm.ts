@@ -11,13 +11,20 @@ import { isLoopbackHost, type BootstrapAddress } from './options.ts'
 // Two peers announcing a fresh topic at the same instant can each look up before
 // the other's announce lands; these early refreshes close that window.
 const EARLY_REFRESHES_MS = [1000, 3000]
+// The same window, closed sooner: a lookup just after our first announce finished
+// finds a peer whose announce finished at about the same time (on a LAN DHT or a
+// loopback one, that is ~100 ms after open rather than the 1 s refresh).
+const AFTER_FIRST_ANNOUNCE_MS = 200
 const LONELY_REFRESH_MS = 5000
 // With peers, a slow refresh still finds peers that joined at the same instant
 // as someone else and were missed, and heals partitions that reconnected.
 const CONNECTED_REFRESH_MS = 60_000
-// Leaving politely unannounces our topics, which waits on the network; with an
-// unreachable DHT that could stall close(), so past this we just drop everything.
-const GRACEFUL_CLOSE_MS = 3000
+// Leaving politely unannounces our topics, which waits on the network (12 s with
+// an unreachable DHT). Past this window we destroy the DHT's sockets, which fails
+// every pending request and lets Hyperswarm finish at once; a DHT that never
+// answered us gets no window at all. Our announcements expire on their own anyway.
+const GRACEFUL_CLOSE_MS = 1000
+const FORCED_CLOSE_MS = 500
 
 interface Joined {
   session: PeerDiscoverySession
@@ -34,6 +41,7 @@ export interface SwarmTransportOptions {
 
 export class SwarmTransport {
   readonly swarm: Hyperswarm
+  private readonly dht: HyperDHT
   private readonly logger: Logger
   private readonly hasPeers: () => boolean
   private readonly joined = new Map<string, Joined>()
@@ -43,13 +51,17 @@ export class SwarmTransport {
     this.hasPeers = opts.hasPeers
     const loopbackOnly = opts.bootstrap !== undefined && opts.bootstrap.every((node) => isLoopbackHost(node.host))
     // A DHT on 0.0.0.0 was seen not to deliver server-side connections when the
-    // whole network is loopback; binding 127.0.0.1 fixes it.
+    // whole network is loopback; binding 127.0.0.1 fixes it. Every node of such a DHT
+    // is on this host and reachable directly, so it is not firewalled: clients dial
+    // straight in, with no hole punching and so none of the hyperdht 6.33-6.34
+    // same-host race (hyperdht#304), whichever hyperdht a user's tree resolves.
     const dht = new HyperDHT({
       keyPair: opts.keyPair,
       ...(opts.bootstrap !== undefined ? { bootstrap: opts.bootstrap } : {}),
-      ...(loopbackOnly ? { host: '127.0.0.1', port: 0 } : {})
+      ...(loopbackOnly ? { host: '127.0.0.1', port: 0, firewalled: false } : {})
     })
     dht.on('error', (err: Error) => this.logger.warn({ err }, 'dht error'))
+    this.dht = dht
     this.swarm = new Hyperswarm({ keyPair: opts.keyPair, dht })
     this.swarm.on('error', (err: Error) => this.logger.warn({ err }, 'swarm error'))
     this.swarm.on('connection', (stream) => opts.onstream(stream))
@@ -70,7 +82,14 @@ export class SwarmTransport {
       if (!this.hasPeers() || Date.now() - lastRefresh >= CONNECTED_REFRESH_MS) refresh()
     }, LONELY_REFRESH_MS))
     for (const timer of timers) timer.unref()
-    this.joined.set(id, { session, timers })
+    const joined = { session, timers }
+    this.joined.set(id, joined)
+    session.flushed().then(() => {
+      if (this.joined.get(id) !== joined || this.hasPeers()) return
+      const timer = setTimeout(() => { if (!this.hasPeers()) refresh() }, AFTER_FIRST_ANNOUNCE_MS)
+      timer.unref()
+      timers.push(timer)
+    }, () => {})
   }
 
   async leave (topic: Buffer): Promise<void> {
@@ -87,18 +106,19 @@ export class SwarmTransport {
       for (const timer of joined.timers) clearTimeout(timer)
     }
     this.joined.clear()
-    const graceful = this.swarm.destroy().then(() => true, (err: unknown) => {
-      this.logger.debug({ err }, 'swarm destroy failed')
-      return true
-    })
-    let timer: NodeJS.Timeout | undefined
-    const late = new Promise<false>((resolve) => { timer = setTimeout(() => resolve(false), GRACEFUL_CLOSE_MS) })
-    const done = await Promise.race([graceful, late])
-    clearTimeout(timer)
-    if (!done) {
-      this.logger.debug('swarm did not leave in time; forcing it closed')
-      await this.swarm.destroy({ force: true }).catch((err: unknown) => this.logger.debug({ err }, 'forced swarm destroy failed'))
-      await graceful
-    }
+    const reachable = this.dht.table.size > 0
+    const graceful = this.swarm.destroy().catch((err: unknown) => this.logger.debug({ err }, 'swarm destroy failed'))
+    if (await settlesWithin(graceful, reachable ? GRACEFUL_CLOSE_MS : 0)) return
+    this.logger.debug({ reachable }, 'swarm did not leave in time; closing the DHT under it')
+    const forced = this.dht.destroy({ force: true }).catch((err: unknown) => this.logger.debug({ err }, 'forced DHT destroy failed'))
+    await settlesWithin(Promise.all([forced, graceful]), FORCED_CLOSE_MS)
   }
+}
+
+async function settlesWithin (promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<false>((resolve) => { timer = setTimeout(() => resolve(false), ms) })
+  const done = await Promise.race([promise.then(() => true), late])
+  clearTimeout(timer)
+  return done
 }

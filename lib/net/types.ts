@@ -12,6 +12,8 @@ export interface PeerConnection {
   transport: TransportName
   isInitiator: boolean
   since: number
+  /** Set once the peer proved the room secret on this connection (Discovery#authenticate). */
+  authenticated: boolean
 }
 
 export interface LanOptions {

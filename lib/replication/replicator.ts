@@ -21,6 +21,14 @@ export { ROOM_PROTOCOL, MAX_WRITERS_PER_MESSAGE } from './wire.ts'
 // Short enough that a half-open stream (seen across processes in some sandboxes: one side
 // never gets it) is dropped and redialled quickly; a real peer sends its MAC at once.
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 5_000
+// A live peer answers our proof within a round trip. A stream that has received nothing
+// by then is most likely half-open (hyperdht 6.33-6.34 left same-host clients holding a
+// stream the server had destroyed, upstream hyperdht#304); Hyperswarm keeps such a stream
+// and refuses every working redial as a duplicate, so we drop it long before the handshake
+// timeout and let Hyperswarm dial again.
+export const DEFAULT_SILENT_TIMEOUT_MS = 1_000
+// A rejected peer that does not end its side of the stream is cut off after this.
+const REJECTED_LINGER_MS = 1_000
 
 export type { Logger } from '../logger.ts'
 
@@ -32,6 +40,9 @@ export interface RoomStream {
   readonly opened: Promise<boolean>
   readonly destroying?: boolean
   readonly destroyed: boolean
+  end? (): void
+  /** Encrypted bytes received after the Noise handshake (secret-stream counts them). */
+  readonly rawBytesRead?: number
   destroy (err?: Error | null): void
   on (event: string, listener: (...args: any[]) => void): unknown
   off (event: string, listener: (...args: any[]) => void): unknown
@@ -59,6 +70,8 @@ export interface RoomReplicatorOptions {
   authKey: Buffer
   logger?: Logger
   handshakeTimeoutMs?: number
+  /** Drop a connection that received nothing this long after our proof (default 1 s). */
+  silentTimeoutMs?: number
 }
 
 export interface RoomPeer<C extends RoomConnection = RoomConnection> {
@@ -73,6 +86,9 @@ interface PeerState<C extends RoomConnection> {
   channel: Channel | null
   mux: Protomux | null
   timer: NodeJS.Timeout | null
+  silentTimer: NodeJS.Timeout | null
+  /** The remote opened its side of the room channel: the stream carries its bytes. */
+  heard: boolean
   authenticated: boolean
   done: boolean
   learning: Promise<void>
@@ -84,6 +100,7 @@ export interface RoomReplicator<C extends RoomConnection = RoomConnection> {
   on (event: 'authenticated', listener: (conn: C) => void): this
   on (event: 'rejected', listener: (conn: C, reason: string) => void): this
   on (event: 'writer', listener: (info: WriterInfo, fromRemoteKeyHex: string) => void): this
+  on (event: 'silent', listener: (conn: C) => void): this
   once (event: 'authenticated', listener: (conn: C) => void): this
   once (event: 'rejected', listener: (conn: C, reason: string) => void): this
   once (event: 'writer', listener: (info: WriterInfo, fromRemoteKeyHex: string) => void): this
@@ -94,6 +111,7 @@ export class RoomReplicator<C extends RoomConnection = RoomConnection> extends E
   readonly #authKey: Buffer
   readonly #logger: Logger
   readonly #handshakeTimeoutMs: number
+  readonly #silentTimeoutMs: number
   readonly #states = new Set<PeerState<C>>()
   readonly #peers = new Map<string, { conn: C, authenticated: boolean }>()
   #closing: Promise<void> | null = null
@@ -110,10 +128,15 @@ export class RoomReplicator<C extends RoomConnection = RoomConnection> extends E
     if (!Number.isFinite(timeout) || timeout <= 0) {
       throw new CrosscastError('INVALID_OPTION', 'handshakeTimeoutMs must be a positive number', { field: 'handshakeTimeoutMs' })
     }
+    const silent = opts.silentTimeoutMs ?? DEFAULT_SILENT_TIMEOUT_MS
+    if (!Number.isFinite(silent) || silent <= 0) {
+      throw new CrosscastError('INVALID_OPTION', 'silentTimeoutMs must be a positive number', { field: 'silentTimeoutMs' })
+    }
     this.#directory = opts.directory
     this.#authKey = opts.authKey
     this.#logger = opts.logger ?? silentLogger
     this.#handshakeTimeoutMs = timeout
+    this.#silentTimeoutMs = silent
   }
 
   /** Keyed by remote public key (hex). A peer is listed from attach until its stream closes. */
@@ -141,6 +164,8 @@ export class RoomReplicator<C extends RoomConnection = RoomConnection> extends E
       channel: null,
       mux: null,
       timer: null,
+      silentTimer: null,
+      heard: false,
       authenticated: false,
       done: false,
       learning: Promise.resolve(),
@@ -234,6 +259,7 @@ export class RoomReplicator<C extends RoomConnection = RoomConnection> extends E
         { encoding: c.raw, onmessage: (buf: Buffer) => { this.#guard(peer, () => this.#onAuth(peer, buf)) } },
         { encoding: c.raw, onmessage: (buf: Buffer) => { this.#guard(peer, () => this.#onWriters(peer, buf)) } }
       ],
+      onopen: () => { peer.heard = true },
       onclose: (isRemote: boolean) => { this.#guard(peer, () => this.#onChannelClose(peer, isRemote)) }
     })
     if (channel === null) {
@@ -244,6 +270,15 @@ export class RoomReplicator<C extends RoomConnection = RoomConnection> extends E
     peer.channel = channel
     channel.open()
     authMessage(channel).send(connectionMac(this.#authKey, stream.handshakeHash, stream.isInitiator))
+    const readBefore = stream.rawBytesRead ?? 0
+    peer.silentTimer = setTimeout(() => {
+      peer.silentTimer = null
+      if (peer.done || peer.authenticated || peer.heard || (stream.rawBytesRead ?? 0) > readBefore) return
+      this.#logger.debug({ remote: peer.keyHex, ms: this.#silentTimeoutMs }, 'dropping a connection that received nothing after our room proof')
+      this.#forget(peer)
+      stream.destroy()
+      this.#emit('silent', peer.conn)
+    }, this.#silentTimeoutMs)
   }
 
   #onAuth (peer: PeerState<C>, buf: Buffer): void {
@@ -373,9 +408,10 @@ export class RoomReplicator<C extends RoomConnection = RoomConnection> extends E
 
   #reject (peer: PeerState<C>, reason: string): void {
     if (peer.done) return
-    this.#logger.warn({ remote: peer.keyHex, reason }, 'rejected room peer')
+    // The listener reports it (once per peer): logging here too would say it twice.
+    this.#logger.debug({ remote: peer.keyHex, reason }, 'rejected room peer')
     this.#forget(peer)
-    peer.conn.stream.destroy()
+    endGracefully(peer.conn.stream)
     this.#emit('rejected', peer.conn, reason)
   }
 
@@ -404,6 +440,10 @@ export class RoomReplicator<C extends RoomConnection = RoomConnection> extends E
       clearTimeout(peer.timer)
       peer.timer = null
     }
+    if (peer.silentTimer !== null) {
+      clearTimeout(peer.silentTimer)
+      peer.silentTimer = null
+    }
   }
 
   // Protomux destroys the whole stream on a throw from a handler; we want the
@@ -423,6 +463,20 @@ export class RoomReplicator<C extends RoomConnection = RoomConnection> extends E
       this.#logger.error({ err, event }, 'a room replicator listener threw')
     }
   }
+}
+
+// End rather than destroy: our own proof may still sit in the write buffer (we sent it
+// this same tick), and the peer needs it to tell its user why, e.g. 'wrong room secret'.
+// No data flows on a rejected stream meanwhile: nothing is replicated before auth.
+function endGracefully (stream: RoomStream): void {
+  if (typeof stream.end !== 'function') {
+    stream.destroy()
+    return
+  }
+  stream.end()
+  const timer = setTimeout(() => stream.destroy(), REJECTED_LINGER_MS)
+  timer.unref()
+  stream.on('close', () => clearTimeout(timer))
 }
 
 function authMessage (channel: Channel): Message<Buffer> {

@@ -13,6 +13,11 @@ export interface Room {
   topic: Buffer
   /** Proves knowledge of name and secret on each connection; never leaves the process. */
   authKey: Buffer
+  /**
+   * From the name alone: peers with different secrets meet here, fail the room
+   * handshake, and so can tell the user "wrong secret" instead of "nobody online".
+   */
+  probeTopic: Buffer
 }
 
 export function deriveRoom (name: string, secret?: string | null): Room {
@@ -23,8 +28,17 @@ export function deriveRoom (name: string, secret?: string | null): Room {
     throw new CrosscastError('INVALID_OPTION', `secret must be a string of 1 to ${MAX_ROOM_SECRET_LENGTH} characters when given`, { field: 'secret' })
   }
 
-  // Length-prefixed fields plus a presence flag, so ("ab", "c") and ("a", "bc"),
-  // or "no secret" and an empty one, can never collide.
+  const ikm = keyMaterial(name, secret)
+  return {
+    topic: Buffer.from(hkdfSync('sha256', ikm, ROOM_SALT, 'discovery topic', 32)),
+    authKey: Buffer.from(hkdfSync('sha256', ikm, ROOM_SALT, 'connection auth', 32)),
+    probeTopic: Buffer.from(hkdfSync('sha256', keyMaterial(name, undefined), ROOM_SALT, 'name-only probe topic', 32))
+  }
+}
+
+// Length-prefixed fields plus a presence flag, so ("ab", "c") and ("a", "bc"),
+// or "no secret" and an empty one, can never collide.
+function keyMaterial (name: string, secret: string | null | undefined): Buffer {
   const nameBytes = Buffer.from(name, 'utf8')
   const hasSecret = typeof secret === 'string'
   const secretBytes = Buffer.from(hasSecret ? secret : '', 'utf8')
@@ -34,9 +48,5 @@ export function deriveRoom (name: string, secret?: string | null): Room {
   offset = ikm.writeUInt8(hasSecret ? 1 : 0, offset)
   offset = ikm.writeUInt32BE(secretBytes.length, offset)
   secretBytes.copy(ikm, offset)
-
-  return {
-    topic: Buffer.from(hkdfSync('sha256', ikm, ROOM_SALT, 'discovery topic', 32)),
-    authKey: Buffer.from(hkdfSync('sha256', ikm, ROOM_SALT, 'connection auth', 32))
-  }
+  return ikm
 }

@@ -29,7 +29,7 @@ import type { Presence } from '../presence/presence.ts'
 import { WriterRegistry, lastBlockHlc, type KnownWriter, type WriterFeed } from './writers.ts'
 import { WriterStore } from './writer-store.ts'
 import { LruMap } from './bounded.ts'
-import { NodeNetwork, type PeerStatus } from './network.ts'
+import { NodeNetwork, type PeerStatus, type RejectedPeer } from './network.ts'
 import type { Duplex } from 'node:stream'
 import type NoiseSecretStream from '@hyperswarm/secret-stream'
 
@@ -59,7 +59,8 @@ export interface NodeStatus {
   writers: WriterStatus[]
   events: { total: number, perSecond: number }
   lag: number
-  rejected: { peers: number, writers: number }
+  /** peers: distinct peers that failed the room handshake; reasons: the latest of them, newest first. */
+  rejected: { peers: number, writers: number, reasons: RejectedPeer[] }
   /** Remote logs that could not be opened; each is retried with backoff. */
   openFailures: Array<{ key: string, error: string, attempts: number }>
   /** The database's identity: cursors are comparable only within one epoch. */
@@ -556,7 +557,7 @@ export class Crosscast extends EventEmitter implements Writer {
       writers,
       events: { total, perSecond: this.rate.perSecond() },
       lag: writers.reduce((n, w) => n + w.lag, 0),
-      rejected: { peers: this.network?.rejectedPeers ?? 0, writers: this.registry.rejectedCount },
+      rejected: { peers: this.network?.rejected().peers ?? 0, writers: this.registry.rejectedCount, reasons: this.network?.rejected().reasons ?? [] },
       openFailures: this.registry.failures(),
       epoch: this.projector.epoch
     }

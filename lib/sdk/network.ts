@@ -11,9 +11,36 @@ import type { KnownWriter } from './writers.ts'
 import type Corestore from 'corestore'
 import type { Duplex } from 'node:stream'
 import NoiseSecretStream from '@hyperswarm/secret-stream'
+import { rename, rm, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import { CrosscastError } from '../errors.ts'
 
 export interface PeerStatus { remoteKey: string, transport: TransportName, since: number, authenticated: boolean }
+
+/** The latest failed room handshake of one remote peer. */
+export interface RejectedPeer { remoteKey: string, reason: string, at: string, count: number }
+
+export interface RejectedPeersStatus {
+  /** Distinct remote peers that failed the room handshake (each counted once, however often it redials). */
+  peers: number
+  /** The most recent ones, newest first, at most MAX_REJECTED_REASONS. */
+  reasons: RejectedPeer[]
+}
+
+// Enough to tell "wrong secret" from "nobody online" and to spot a few culprits;
+// a flood of fresh keys only ever costs this many entries.
+export const MAX_REJECTED_REASONS = 16
+const MAX_REMEMBERED_REJECTED = 1024
+// A rejected peer is not dialled again over the LAN for this long.
+const REJECTED_HOLD_OFF_MS = 30_000
+
+// A running node holds its storage locked, so `crosscast status` cannot open it to
+// ask; the node leaves what only it knows (peers, failed handshakes) in this file
+// while it runs, and removes it on close.
+export const NETWORK_STATUS_FILE = 'network-status.json'
+const STATUS_WRITE_DELAY_MS = 250
+
+export interface NetworkStatusFile { pid: number, updatedAt: string, peers: PeerStatus[], rejected: RejectedPeersStatus }
 
 /** What the network needs from the node; Crosscast implements it. */
 export interface NetworkHost {
@@ -30,7 +57,12 @@ export class NodeNetwork {
   private readonly logger: Logger
   private discovery: Discovery | null = null
   private replicator: RoomReplicator<PeerConnection> | null = null
-  rejectedPeers = 0
+  // Insertion order is recency order: a repeat is deleted and set again.
+  private readonly rejections = new Map<string, RejectedPeer>()
+  private rejectedPeerCount = 0
+  private statusTimer: NodeJS.Timeout | null = null
+  private statusWrite: Promise<void> = Promise.resolve()
+  private closed = false
 
   constructor (host: NetworkHost, options: ResolvedOptions, logger: Logger) {
     this.host = host
@@ -55,8 +87,12 @@ export class NodeNetwork {
     const replicator = new RoomReplicator<PeerConnection>({ directory, authKey: room.authKey, logger: this.logger })
     replicator.on('authenticated', (conn) => this.host._peerAuthenticated(conn.stream))
     replicator.on('rejected', (conn, reason) => {
-      this.rejectedPeers++
-      this.logger.warn({ remote: conn.remotePublicKey.toString('hex'), reason }, 'a peer failed the room handshake')
+      this.discovery?.holdOff(conn.remotePublicKey, REJECTED_HOLD_OFF_MS)
+      this.onRejected(conn.remotePublicKey.toString('hex'), reason)
+    })
+    replicator.on('authenticated', (conn) => {
+      this.discovery?.authenticate(conn.stream)
+      this.scheduleStatusFile()
     })
     const discovery = new Discovery({
       keyPair,
@@ -66,9 +102,13 @@ export class NodeNetwork {
       logger: this.logger
     })
     discovery.on('connection', (conn: PeerConnection) => replicator.attach(conn))
+    discovery.on('disconnection', () => this.scheduleStatusFile())
     this.discovery = discovery
     this.replicator = replicator
     discovery.join(room.topic)
+    // Also on the name-only topic, for good: a newcomer with another secret then meets
+    // a room that already works, fails the handshake and is told why, at both ends.
+    if (this.options.reportWrongSecret) discovery.join(room.probeTopic)
   }
 
   /** Replicates the room over a duplex the application provides, wrapped in Noise with this node's identity. */
@@ -90,18 +130,64 @@ export class NodeNetwork {
 
   peers (): PeerStatus[] {
     if (this.discovery === null) return []
-    const room = this.replicator?.peers
     return [...this.discovery.connections.entries()].map(([key, conn]) => ({
       remoteKey: key,
       transport: conn.transport,
       since: conn.since,
-      authenticated: room?.get(key)?.authenticated === true
+      authenticated: conn.authenticated
     }))
   }
 
+  rejected (): RejectedPeersStatus {
+    const reasons = [...this.rejections.values()].reverse().slice(0, MAX_REJECTED_REASONS)
+    return { peers: this.rejectedPeerCount, reasons: reasons.map(r => ({ ...r })) }
+  }
+
+  // Hyperswarm redials a rejected peer again and again: say so once per peer and
+  // reason, so the log tells a wrong secret apart without drowning in it.
+  private onRejected (remoteKey: string, reason: string): void {
+    const previous = this.rejections.get(remoteKey)
+    if (previous === undefined) this.rejectedPeerCount++
+    this.rejections.delete(remoteKey)
+    this.rejections.set(remoteKey, { remoteKey, reason, at: new Date().toISOString(), count: (previous?.count ?? 0) + 1 })
+    if (this.rejections.size > MAX_REMEMBERED_REJECTED) this.rejections.delete(this.rejections.keys().next().value as string)
+    this.scheduleStatusFile()
+    if (previous?.reason === reason) {
+      this.logger.debug({ remote: remoteKey, reason, count: previous.count + 1 }, 'a peer failed the room handshake again')
+      return
+    }
+    this.logger.warn({ remote: remoteKey, reason }, 'a peer failed the room handshake')
+  }
+
+  private scheduleStatusFile (): void {
+    if (this.closed || this.statusTimer !== null) return
+    this.statusTimer = setTimeout(() => {
+      this.statusTimer = null
+      this.statusWrite = this.statusWrite.then(() => this.writeStatusFile())
+    }, STATUS_WRITE_DELAY_MS)
+    this.statusTimer.unref()
+  }
+
+  private async writeStatusFile (): Promise<void> {
+    if (this.closed) return
+    const path = join(this.options.storage, NETWORK_STATUS_FILE)
+    const body: NetworkStatusFile = { pid: process.pid, updatedAt: new Date().toISOString(), peers: this.peers(), rejected: this.rejected() }
+    try {
+      // Whole or not at all: a reader never sees half a file.
+      await writeFile(`${path}.tmp`, JSON.stringify(body) + '\n')
+      await rename(`${path}.tmp`, path)
+    } catch (err) {
+      this.logger.debug({ err }, 'could not write the network status file')
+    }
+  }
+
   async close (): Promise<void> {
+    this.closed = true
+    if (this.statusTimer !== null) clearTimeout(this.statusTimer)
+    await this.statusWrite
     await this.replicator?.close()
     await this.discovery?.close()
+    await rm(join(this.options.storage, NETWORK_STATUS_FILE), { force: true }).catch(() => {})
   }
 }
 

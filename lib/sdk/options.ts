@@ -26,6 +26,14 @@ export interface CrosscastOptions {
   swarm?: boolean
   /** DHT bootstrap nodes ('host:port' or {host, port}); default: the public DHT. */
   bootstrap?: BootstrapNode[]
+  /**
+   * Also meet peers by room name alone (default true), so a peer with a different
+   * secret is reported at both ends (`status().rejected`, 'wrong room secret') instead
+   * of the room looking empty. Anyone who knows the room name can then see that nodes
+   * are in it (their addresses and node keys, never the secret or any data); false
+   * keeps even that private.
+   */
+  reportWrongSecret?: boolean
   /** Discover peers on the local network by mDNS (default true). */
   lan?: boolean | LanOptionsInput
   /** Only these writers' events are projected (hex public keys); others are ignored and reported. */
@@ -45,6 +53,7 @@ export interface ResolvedOptions {
   agent: string
   sessionId: string
   swarm: boolean
+  reportWrongSecret: boolean
   bootstrap: BootstrapNode[] | undefined
   lan: boolean | LanOptionsInput
   writers: string[] | undefined
@@ -54,7 +63,7 @@ export interface ResolvedOptions {
   logger: Logger
 }
 
-const KNOWN = ['storage', 'room', 'secret', 'agent', 'sessionId', 'swarm', 'bootstrap', 'lan', 'writers', 'maxPayloadBytes', 'maxBlockEvents', 'maxBlockBytes', 'logger']
+const KNOWN = ['storage', 'room', 'secret', 'agent', 'sessionId', 'swarm', 'reportWrongSecret', 'bootstrap', 'lan', 'writers', 'maxPayloadBytes', 'maxBlockEvents', 'maxBlockBytes', 'logger']
 
 function bad (field: string, message: string): never {
   throw new CrosscastError('INVALID_OPTION', `${field} ${message}`, { field })
@@ -75,7 +84,7 @@ export function resolveOptions (input: CrosscastOptions): ResolvedOptions {
   const room = input.room ?? 'default'
   if (typeof room !== 'string' || room.length === 0 || room.length > 256) bad('room', 'must be a non-empty string of at most 256 characters')
   if (input.secret !== undefined && (typeof input.secret !== 'string' || input.secret.length === 0)) bad('secret', 'must be a non-empty string when given')
-  for (const flag of ['swarm'] as const) {
+  for (const flag of ['swarm', 'reportWrongSecret'] as const) {
     if (input[flag] !== undefined && typeof input[flag] !== 'boolean') bad(flag, 'must be true or false')
   }
   if (input.lan !== undefined && typeof input.lan !== 'boolean' && (typeof input.lan !== 'object' || input.lan === null)) bad('lan', 'must be true, false or an options object')
@@ -99,6 +108,7 @@ export function resolveOptions (input: CrosscastOptions): ResolvedOptions {
     agent: validateLabel(input.agent ?? 'agent', 'agent'),
     sessionId: validateLabel(input.sessionId ?? 'default', 'sessionId'),
     swarm: input.swarm ?? true,
+    reportWrongSecret: input.reportWrongSecret ?? true,
     bootstrap: input.bootstrap,
     lan: input.lan ?? true,
     writers,

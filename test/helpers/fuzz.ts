@@ -1,37 +1,75 @@
-// Tools for fuzzing the gateway with hostile clients: a seeded PRNG (so a failing
-// run can be replayed with FUZZ_SEED), raw HTTP over node:net (fetch and http.request
-// refuse or repair the malformed requests we want to send), raw WebSocket frames,
-// and a bounded worker pool.
+// Tools for fuzzing the gateway with hostile clients: case generators driven by
+// fast-check (seeded, so FUZZ_SEED replays a run, and a failure is shrunk to a
+// simpler case), raw HTTP over node:net (fetch and http.request refuse or repair
+// the malformed requests we want to send), raw WebSocket frames, and a bounded
+// worker pool.
 
 import net from 'node:net'
 import { randomBytes } from 'node:crypto'
+import fc from 'fast-check'
 
+/** The choices a case generator makes. Every one is a fast-check draw, so it shrinks. */
 export interface Rng {
-  readonly seed: number
   next: () => number
   int: (n: number) => number
   pick: <T>(list: readonly T[]) => T
   chance: (p: number) => boolean
 }
 
-/** mulberry32: tiny, fast and good enough to spread cases; the same seed gives the same cases. */
-export function rng (seed: number): Rng {
-  let a = seed >>> 0
-  const next = (): number => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-  const int = (n: number): number => Math.floor(next() * n)
-  return { seed, next, int, pick: (list) => list[int(list.length)], chance: (p) => next() < p }
+// Uniform (no bias toward the ends), as the cases were tuned for; shrinking still
+// moves every pick toward the first choice and every number toward 0.
+// (fc.double is uniform over representations, not values: nearly all draws would be ~0.)
+const index = (max: number): fc.Arbitrary<number> => fc.noBias(fc.nat({ max }))
+const UNIT_STEPS = 2 ** 31
+
+export function rngFrom (g: fc.GeneratorValue): Rng {
+  const next = (): number => g(index, UNIT_STEPS - 1) / UNIT_STEPS
+  const int = (n: number): number => n <= 1 ? 0 : g(index, n - 1)
+  // Shrinks toward false: an optional extra breaker is the first thing a shrunk case sheds.
+  return { next, int, pick: (list) => list[int(list.length)], chance: (p) => next() >= 1 - p }
 }
 
 export function seedFromEnv (): number {
   const env = process.env.FUZZ_SEED
   if (env !== undefined && /^\d+$/.test(env)) return Number(env) >>> 0
   return randomBytes(4).readUInt32BE(0)
+}
+
+export interface Verdict { category: string, label: string, ok: boolean, detail: string }
+
+export interface RoundsResult {
+  /** Verdicts of the generation phase only (shrinking re-runs rounds; those are not counted). */
+  verdicts: Verdict[]
+  /** null when every round passed; else the shrunk failing round's failures and how to replay it. */
+  failure: string | null
+}
+
+// Shrinking re-runs a round many times; past this the smallest failure found so far is reported.
+const SHRINK_BUDGET_MS = 30_000
+
+/**
+ * `runs` rounds of a fast-check property with `seed`; each round draws its cases from
+ * its Rng and returns one verdict per case. The first failing round is shrunk.
+ */
+export async function fuzzRounds (seed: number, runs: number, round: (r: Rng) => Promise<Verdict[]>): Promise<RoundsResult> {
+  const verdicts: Verdict[] = []
+  let shrinking = false
+  let smallest: Verdict[] = []
+  let started = 0
+  const details = await fc.check(fc.asyncProperty(fc.gen(), async (g) => {
+    if (shrinking && Date.now() - started > SHRINK_BUDGET_MS) return true
+    const got = await round(rngFrom(g))
+    const failed = got.filter(v => !v.ok)
+    if (!shrinking) verdicts.push(...got)
+    if (failed.length === 0) return true
+    if (!shrinking) started = Date.now()
+    shrinking = true
+    smallest = failed
+    return false
+  }), { seed, numRuns: runs })
+  if (!details.failed) return { verdicts, failure: null }
+  const cases = smallest.map(v => `[${v.category}] ${v.label}: ${v.detail}`).join('; ')
+  return { verdicts, failure: `${cases} (after ${details.numShrinks} shrinks; fast-check seed ${details.seed}, path ${details.counterexamplePath ?? '-'})` }
 }
 
 export type HeaderList = Array<[string, string | Buffer]>

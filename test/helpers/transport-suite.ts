@@ -80,7 +80,7 @@ export function nextData (stream: NoiseSecretStream, withinMs: number): Promise<
   })
 }
 
-async function exchange (t: Assert, a: Discovery, b: Discovery, label: string): Promise<void> {
+export async function exchange (t: Assert, a: Discovery, b: Discovery, label: string): Promise<void> {
   const toB = Buffer.from(`${label}: hello from a ${randomBytes(4).toString('hex')}`)
   const arriving = nextData(streamBetween(b, a), 5000)
   streamBetween(a, b).write(toB)
