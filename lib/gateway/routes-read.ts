@@ -15,6 +15,11 @@ const errors = { 400: ErrorResponse, 401: ErrorResponse, 404: ErrorResponse }
 
 interface IdRequest { params: { id: string } }
 
+/** A feature as the board shows it: its fields and links, plus its comments (one indexed read each). */
+function featureJson (feature: { toJSON (): object, comments (): unknown[] }): Record<string, unknown> {
+  return { ...feature.toJSON(), comments: feature.comments() }
+}
+
 /** Read schemas document the SDK's objects; they are not used to serialize, so nothing gets dropped. */
 function readSchema (summary: string, parts: Record<string, unknown>): Record<string, unknown> {
   return { summary, ...parts }
@@ -32,7 +37,7 @@ export function registerReadRoutes (app: FastifyInstance, ctx: GatewayContext): 
     // Read the cursor before the state: replaying from it can only repeat, never miss.
     const { cursor } = newestCursor.get() as { cursor: number }
     const features = await cc.features.list(query as Parameters<typeof cc.features.list>[0])
-    return { features: features.map(f => f.toJSON()), count: features.length, cursor }
+    return { features: features.map(featureJson), count: features.length, cursor }
   })
 
   app.get('/api/features/:id', {
@@ -42,7 +47,7 @@ export function registerReadRoutes (app: FastifyInstance, ctx: GatewayContext): 
     const { id } = (req as FastifyRequest & IdRequest).params
     const feature = await cc.features.get(id)
     if (feature === null) throw notFound('feature', id)
-    return feature.toJSON()
+    return featureJson(feature)
   })
 
   // Tracks and spikes: the same two routes over each collection.

@@ -103,6 +103,7 @@ export const BatchBody = Type.Object({
 }, { additionalProperties: false })
 
 const Link = Type.Object({ linked_feature_id: Type.String(), link_type: Type.String(), event_id: Type.String() })
+const Comment = Type.Object({ event_id: Type.String(), comment_text: Type.String(), author: Type.String(), agent_id: Type.String(), created_at: Type.String() })
 
 export const FeatureJson = Type.Object({
   id: Type.String(),
@@ -115,7 +116,8 @@ export const FeatureJson = Type.Object({
   created_at: Type.Union([Type.String(), Type.Null()]),
   updated_at: Type.Union([Type.String(), Type.Null()]),
   created_by: Type.Union([Type.String(), Type.Null()]),
-  links: Type.Array(Link)
+  links: Type.Array(Link),
+  comments: Type.Array(Comment, { description: 'oldest first' })
 }, { additionalProperties: true })
 
 export const FeatureListQuery = Type.Object({
