@@ -103,6 +103,14 @@ export const BatchBody = Type.Object({
   operations: Type.Array(BatchOperation, { minItems: 1, maxItems: MAX_BATCH_OPERATIONS })
 }, { additionalProperties: false })
 
+export const ClaimHolderJson = Type.Object({
+  agent_id: Type.String(),
+  session_id: Type.String(),
+  writer: Type.String(),
+  expires_at: Type.String(),
+  event_id: Type.String({ description: 'the claim_added that started the claim' })
+})
+
 const Link = Type.Object({ linked_feature_id: Type.String(), link_type: Type.String(), event_id: Type.String() })
 const Comment = Type.Object({ event_id: Type.String(), comment_text: Type.String(), author: Type.String(), agent_id: Type.String(), created_at: Type.String() })
 
@@ -119,6 +127,7 @@ export const FeatureJson = Type.Object({
   created_by: Type.Union([Type.String(), Type.Null()]),
   links: Type.Array(Link),
   comments: Type.Array(Comment, { description: 'oldest first' }),
+  claim: Type.Union([ClaimHolderJson, Type.Null()], { description: 'the live claim on it, if any' }),
   version: Type.String({ description: 'id of the last event applied to the feature on this node; send it back as If-Match' })
 }, { additionalProperties: true })
 
@@ -166,14 +175,6 @@ export const AnyObject = Type.Object({}, { additionalProperties: true })
 export const ClaimBody = Type.Object({
   ttl_s: Type.Optional(Type.Integer({ minimum: MIN_CLAIM_TTL_S, maximum: MAX_CLAIM_TTL_S, description: 'seconds the claim lasts unless renewed (default 300)' }))
 }, { additionalProperties: false })
-
-export const ClaimHolderJson = Type.Object({
-  agent_id: Type.String(),
-  session_id: Type.String(),
-  writer: Type.String(),
-  expires_at: Type.String(),
-  event_id: Type.String({ description: 'the claim_added that started the claim' })
-})
 
 export const ClaimResponse = Type.Object({
   won: Type.Boolean(),
