@@ -120,6 +120,7 @@ async function seedBoard (url: string): Promise<{ shipping: string, long: string
   await post(url, `/api/broadcast/features/${shipping}/links`, { linked_feature_id: blocked, link_type: 'depends_on' })
   await post(url, `/api/broadcast/features/${shipping}/comments`, { comment_text: 'Copy reviewed; waiting for the last screenshot.' })
   await post(url, `/api/broadcast/features/${long}/status`, { new_status: 'todo' })
+  await post(url, `/api/broadcast/features/${shipping}/claim`, { ttl_s: 600 })
   return { shipping, long, blocked }
 }
 
@@ -145,13 +146,15 @@ test('layout: no sideways scroll at 360, 375 and 1280 px with a 300-character un
     t.ok(columnWidths.every(w => w >= Math.min(200, width - 40)), `${width} px: every column is wide enough to read (${columnWidths.map(Math.round).join(', ')} px)`)
 
     const feed = await page.$$eval('#feed li', (items) => items.map(li => li.textContent ?? ''))
-    t.is(feed.length, 6, `${width} px: the feed shows the history on load: ${JSON.stringify(feed)}`)
-    t.ok(feed[0].includes('status_changed') && feed[0].includes(WRITER['x-agent-id']), 'newest first, with who did it')
+    t.is(feed.length, 7, `${width} px: the feed shows the history on load: ${JSON.stringify(feed)}`)
+    t.ok(feed[0].includes('claim_added') && feed[0].includes(WRITER['x-agent-id']), 'newest first, with who did it')
     t.ok(feed.some(line => line.includes('commented on “Ship the onboarding flow”')), 'in words a reader understands')
 
     const card = await page.textContent(`.card[data-id="${shipping}"]`)
     t.ok(card?.includes('depends on') && card.includes('Waiting on the auth service'), 'the card shows its link by the other feature\'s title')
     t.ok(card?.includes('1 comment'), 'and its comments')
+    t.ok(card?.includes(`claimed by ${WRITER['x-agent-id']}`), 'and who holds it')
+    t.ok((await page.$$('#presence li')).length >= 1, 'who is online lists at least the gateway\'s own session')
     const iconHref = await page.$eval('link[rel=icon]', (l) => (l as HTMLLinkElement).href)
     t.is((await page.request.get(iconHref)).status(), 200, 'the page\'s icon link answers 200')
     if (width !== 360) await page.screenshot({ path: join(ARTIFACTS, `board-${width}.png`), fullPage: true })
@@ -291,6 +294,8 @@ test('a stale update form shows the conflict instead of overwriting another tab\
   await a.page.waitForSelector('#update-conflict:not([hidden])', { timeout: 5000 })
   t.ok((await a.page.textContent('#update-conflict'))?.includes('Title from page B'), 'page A shows the current title')
   t.is((await get(url, `/api/features/${id}`)).body.title, 'Title from page B', 'page B\'s change stands')
+  await mkdir(ARTIFACTS, { recursive: true })
+  await a.page.locator('#item-panel').screenshot({ path: join(ARTIFACTS, 'board-conflict.png') })
 
   await a.page.click('#conflict-load')
   t.is(await a.page.inputValue('#update-title'), 'Title from page B', '"Load current values" puts them in the form')
