@@ -8,6 +8,7 @@ import { join } from 'node:path'
 import { chromium, type Browser, type Page } from 'playwright-core'
 import type { Crosscast } from '../lib/index.ts'
 import { createGateway } from '../lib/gateway/index.ts'
+import { EventsResponse } from '../lib/gateway/schemas.ts'
 import { startGateway, post, get, request, ROOT, WRITER } from './helpers/gateway.ts'
 
 const CHROMIUM = '/usr/bin/chromium'
@@ -353,4 +354,35 @@ test('the page reconnects and resumes from its last cursor, losing nothing', { s
   const feedEntries = await page.$$eval('#feed li', (items) => items.map(li => li.textContent ?? ''))
   t.is(feedEntries.filter(text => text.includes('feature_created')).length, 4, 'each event once in the feed')
   t.is((await request(url, 'GET', '/api/features')).body.count, 4)
+})
+
+// Cursor epochs come with the core stream (CONTRACT.md "Cursors"); until it is merged there is no reset to react to.
+const hasEpochs = 'epoch' in (EventsResponse.properties as Record<string, unknown>)
+if (!hasEpochs) console.log('# SKIP: the reset test waits for cursor epochs (core stream not merged)')
+
+test('a reset frame (the gateway\'s database was rebuilt: a new epoch) makes the page read everything again', { skip: !available || !hasEpochs, timeout: 60_000 }, async (t) => {
+  const { url, cc } = await startGateway(t)
+  const epochOf = (): string | undefined => (cc as { epoch?: string }).epoch
+  const before = (await post(url, '/api/broadcast/features', { title: 'Before the reindex', status: 'in_progress' })).body.feature_id
+  const browser = await launch(t)
+  const { page, errors } = await openBoard(browser, url)
+  const sockets: string[] = []
+  page.on('websocket', (ws) => sockets.push(ws.url()))
+  await waitCard(page, before, { column: 'in_progress' })
+
+  const epochBefore = epochOf()
+  await cc.reindex()
+  t.not(epochOf(), epochBefore, 'the reindex started a new epoch')
+  await page.waitForSelector('#feed li.marker', { timeout: 10_000 })
+  await page.waitForSelector('#connection[data-state="live"]', { timeout: 10_000 })
+  t.pass('the page says it reloaded')
+  t.ok(sockets.some(u => new URL(u).searchParams.get('epoch') === epochOf()), 'and subscribes again in the new epoch')
+
+  const after = (await post(url, '/api/broadcast/features', { title: 'After the reindex' })).body.feature_id
+  await waitCard(page, after, { column: 'todo' })
+  t.is(await cardColumn(page, before), 'in_progress', 'the state from before the rebuild is still shown')
+  const feed = await page.$$eval('#feed li', (items) => items.map(li => li.textContent ?? ''))
+  t.is(feed.filter(line => line.includes('After the reindex')).length, 1, 'a new event shows once in the feed')
+  t.is(feed.filter(line => line.includes('created “Before the reindex”')).length, 1, 'and history is not doubled')
+  t.alike(errors, [], 'no page errors')
 })
