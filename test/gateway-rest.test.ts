@@ -78,6 +78,12 @@ test('status and link routes (seed) and comments', async (t) => {
   const comment = await post(url, `/api/broadcast/features/${a}/comments`, { comment_text: 'looks good' })
   t.is(comment.status, 200)
   t.alike(cc.getEvent(comment.body.event_id)?.payload, { comment_text: 'looks good', author: 'claude-1' }, 'author defaults to X-Agent-ID')
+  const comments = (await get(url, `/api/features/${a}`)).body.comments
+  t.alike(comments.map((c: { comment_text: string, author: string }) => [c.comment_text, c.author]), [['looks good', 'claude-1']], 'a feature read carries its comments')
+  t.is((await get(url, '/api/features')).body.features.find((f: { id: string }) => f.id === a).comments.length, 1, 'so does the list')
+  t.is((await get(url, `/api/features/${a}`)).body.claim, null, 'and its claim: none')
+  await post(url, `/api/broadcast/features/${a}/claim`, {})
+  t.is((await get(url, `/api/features/${a}`)).body.claim?.agent_id, 'claude-1', 'the live claim once there is one')
 })
 
 test('delete a feature, then it is gone', async (t) => {

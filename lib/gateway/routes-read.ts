@@ -4,6 +4,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { Type } from 'typebox'
 import type { EventType } from '../events/types.ts'
+import type { Crosscast } from '../index.ts'
 import {
   ErrorResponse, FeatureParams, TrackParams, SpikeParams, FeatureJson, FeatureListQuery, FeatureListResponse,
   EventsQuery, EventsResponse, AnyObject
@@ -14,6 +15,12 @@ import { collectMetrics, prometheusText } from './metrics.ts'
 const errors = { 400: ErrorResponse, 401: ErrorResponse, 404: ErrorResponse }
 
 interface IdRequest { params: { id: string } }
+
+/** A feature as every route returns it: its fields and links, plus its comments and live claim. */
+export function featureJson (cc: Crosscast, feature: { id: string, toJSON (): object, comments (): unknown[] }): Record<string, unknown> {
+  return { ...feature.toJSON(), comments: feature.comments(), claim: cc.claimOf(feature.id) }
+}
+
 
 /** Read schemas document the SDK's objects; they are not used to serialize, so nothing gets dropped. */
 function readSchema (summary: string, parts: Record<string, unknown>): Record<string, unknown> {
@@ -32,7 +39,7 @@ export function registerReadRoutes (app: FastifyInstance, ctx: GatewayContext): 
     // Read the cursor before the state: replaying from it can only repeat, never miss.
     const { cursor } = newestCursor.get() as { cursor: number }
     const features = await cc.features.list(query as Parameters<typeof cc.features.list>[0])
-    return { features: features.map(f => f.toJSON()), count: features.length, cursor }
+    return { features: features.map(f => featureJson(cc, f)), count: features.length, cursor }
   })
 
   app.get('/api/features/:id', {
@@ -42,7 +49,7 @@ export function registerReadRoutes (app: FastifyInstance, ctx: GatewayContext): 
     const { id } = (req as FastifyRequest & IdRequest).params
     const feature = await cc.features.get(id)
     if (feature === null) throw notFound('feature', id)
-    return { ...feature.toJSON(), claim: cc.claimOf(id) }
+    return featureJson(cc, feature)
   })
 
   // Tracks and spikes: the same two routes over each collection.

@@ -103,7 +103,16 @@ export const BatchBody = Type.Object({
   operations: Type.Array(BatchOperation, { minItems: 1, maxItems: MAX_BATCH_OPERATIONS })
 }, { additionalProperties: false })
 
+export const ClaimHolderJson = Type.Object({
+  agent_id: Type.String(),
+  session_id: Type.String(),
+  writer: Type.String(),
+  expires_at: Type.String(),
+  event_id: Type.String({ description: 'the claim_added that started the claim' })
+})
+
 const Link = Type.Object({ linked_feature_id: Type.String(), link_type: Type.String(), event_id: Type.String() })
+const Comment = Type.Object({ event_id: Type.String(), comment_text: Type.String(), author: Type.String(), agent_id: Type.String(), created_at: Type.String() })
 
 export const FeatureJson = Type.Object({
   id: Type.String(),
@@ -117,8 +126,9 @@ export const FeatureJson = Type.Object({
   updated_at: Type.Union([Type.String(), Type.Null()]),
   created_by: Type.Union([Type.String(), Type.Null()]),
   links: Type.Array(Link),
-  version: Type.String({ description: 'id of the last event applied to the feature on this node; send it back as If-Match' }),
-  claim: Type.Optional(Type.Unknown({ description: 'single-item reads only: the live claim { agent_id, session_id, writer, expires_at, event_id } or null' }))
+  comments: Type.Array(Comment, { description: 'oldest first' }),
+  claim: Type.Union([ClaimHolderJson, Type.Null()], { description: 'the live claim on it, if any' }),
+  version: Type.String({ description: 'id of the last event applied to the feature on this node; send it back as If-Match' })
 }, { additionalProperties: true })
 
 export const FeatureListQuery = Type.Object({
@@ -167,14 +177,6 @@ export const AnyObject = Type.Object({}, { additionalProperties: true })
 export const ClaimBody = Type.Object({
   ttl_s: Type.Optional(Type.Integer({ minimum: MIN_CLAIM_TTL_S, maximum: MAX_CLAIM_TTL_S, description: 'seconds the claim lasts unless renewed (default 300)' }))
 }, { additionalProperties: false })
-
-export const ClaimHolderJson = Type.Object({
-  agent_id: Type.String(),
-  session_id: Type.String(),
-  writer: Type.String(),
-  expires_at: Type.String(),
-  event_id: Type.String({ description: 'the claim_added that started the claim' })
-})
 
 export const ClaimResponse = Type.Object({
   won: Type.Boolean(),

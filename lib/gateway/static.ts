@@ -26,6 +26,12 @@ export function registerStatic (app: FastifyInstance): void {
     return reply.redirect('/static/broadcast-demo.html' + query)
   })
 
+  // Browsers ask for /favicon.ico on their own: answer with the board's icon rather than a 404.
+  app.get('/favicon.ico', { schema: { summary: 'the board\'s icon (SVG)' } as FastifySchema }, async (_req, reply) => {
+    reply.type(TYPES['.svg']).header('cache-control', 'max-age=86400')
+    return await readFile(join(STATIC_DIR, 'favicon.svg'))
+  })
+
   app.get('/static/:file', {
     schema: { summary: 'the demo page and its assets', params: StaticParams } as FastifySchema,
     config: { responses: { 404: ErrorResponse } }
