@@ -320,6 +320,8 @@ test('claims and presence: a claim shows on every page, a second claim is refuse
   await a.page.click('#claim-button')
   await waitCard(b.page, id, { has: 'claimed by alice' })
   t.pass('page B\'s card shows alice holds it')
+  // Page A re-reads the item after its own claim; page B may render first.
+  await a.page.waitForFunction(() => document.querySelector('#claim-button')?.textContent === 'Release', undefined, { timeout: 5000 }).catch(() => {})
   t.is(await a.page.textContent('#claim-button'), 'Release', 'page A offers to release its own claim')
   await b.page.waitForFunction(() => document.querySelector('#claim-state')?.textContent?.includes('alice') === true)
 
