@@ -10,6 +10,7 @@ import type { Assert } from 'brittle'
 import { contentHash } from '../lib/projection/content-hash.ts'
 import { ERROR_CODES } from '../lib/errors.ts'
 import { STATUSES, LINK_TYPES, PRIORITIES, EVENT_TYPES, RESOURCE_TYPES } from '../lib/events/types.ts'
+import { isResourceId } from '../lib/events/validate.ts'
 import { startGateway, post, get, request, WsClient, until, type GatewayNode } from './helpers/gateway.ts'
 import { rng, seedFromEnv, httpBytes, rawExchange, wsFrame, serverOpcodes, pool, type Rng, type HeaderList, type RawResult } from './helpers/fuzz.ts'
 
@@ -24,7 +25,6 @@ const MAX_FAILURES_SHOWN = 15
 const WRONG_TYPES: unknown[] = [0, -1, 1.5, 1e308, true, false, null, [], {}, ['x'], { a: 1 }, [[[]]]]
 const ODD = ['\u0000', '\ud800', '\udfff', '\u202e', '\u200f', '\u200d', '\ufeff', '\u{1F600}', '\u{1F469}\u200d\u{1F469}\u200d\u{1F467}', '\u00e9', '\uff46', '\u0085', '\u2028', '\u0663', '\r\n', '\t', '%00', '../', '..\\', '\u00a0', '\u0301', '\ufffd', '\u{10FFFF}']
 const LOOKALIKE: Record<string, string> = { o: '\u043e', a: '\u0430', e: '\u0435', i: '\u0456', c: '\u0441', p: '\u0440' }
-const ID_RE = /^(feat|trk|spk)-[0-9a-f]{8}$/
 const LABEL_RE = /^[A-Za-z0-9][A-Za-z0-9._:@+-]*$/
 
 function withOdd (r: Rng, s: string): string {
@@ -66,7 +66,7 @@ function badEnum (r: Rng, values: readonly string[]): unknown {
   return 'not-a-value'
 }
 
-/** An id that does not match `prefix-` + 8 lowercase hex digits. */
+/** An id that is not `prefix-` + a short label of letters, digits, _ and -. */
 /** With anyPrefix, a well-formed id of another kind does not count as bad either. */
 function badId (r: Rng, prefix: string, anyPrefix = false): unknown {
   if (r.chance(0.1)) return r.pick(WRONG_TYPES)
@@ -80,7 +80,7 @@ function badId (r: Rng, prefix: string, anyPrefix = false): unknown {
       `\uff46\uff45\uff41\uff54-${hex}`, `${prefix}-${hex}\u0000`, `${prefix}-${hex}\n`, `${prefix}--${hex}`, `${prefix}-${'0'.repeat(200)}`,
       `${prefix}-${hex}%00`, `${prefix}-${hex};rm -rf`, `${prefix}-0x${hex.slice(2)}`
     ])
-    if (!(typeof v === 'string' && ID_RE.test(v) && (anyPrefix || v.startsWith(prefix + '-')))) return v
+    if (!(typeof v === 'string' && isResourceId(v) && (anyPrefix || v.startsWith(prefix + '-')))) return v
   }
   return 'nope'
 }

@@ -131,6 +131,13 @@ export async function createGateway (cc: Crosscast, opts: GatewayOptions = {}): 
   app.setValidatorCompiler(typeboxValidatorCompiler)
   // Without a text/plain parser a cross-site "simple" POST cannot reach a route: 415.
   app.removeContentTypeParser('text/plain')
+  // Clients send the same headers on every call: a DELETE with Content-Type: application/json and no body is fine.
+  const parseJson = app.getDefaultJsonParser('error', 'error')
+  app.removeContentTypeParser('application/json')
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
+    if (body.length === 0 && req.method === 'DELETE') done(null, undefined)
+    else parseJson(req, body as string, done)
+  })
   app.addHook('onRoute', (route) => {
     const methods = Array.isArray(route.method) ? route.method : [route.method]
     const schema = route.schema as (RouteDoc['schema'] & { hide?: boolean, summary?: string }) | undefined
