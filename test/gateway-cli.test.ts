@@ -5,7 +5,8 @@ import { execFile, spawn } from 'node:child_process'
 import { promisify } from 'node:util'
 import { join } from 'node:path'
 import BetterSqlite3 from 'better-sqlite3'
-import { readFileSync, writeFileSync } from 'node:fs'
+import { readFileSync, writeFileSync, statSync } from 'node:fs'
+import { createInterface } from 'node:readline'
 import { createServer, type AddressInfo } from 'node:net'
 import { spawnServe, post, get, openWs, ROOT } from './helpers/gateway.ts'
 
@@ -153,4 +154,46 @@ test('serve with --token requires it', async (t) => {
   t.is((await get(serve.url, '/healthz')).status, 401)
   t.is((await get(serve.url, '/healthz', { authorization: 'Bearer cli-token' })).status, 200)
   t.absent(serve.lines.some(l => JSON.stringify(l).includes('cli-token')), 'the token is never logged')
+})
+
+test('serve on a port already in use: one clear line, no stack trace, nothing left running', async (t) => {
+  const holder = createServer()
+  await new Promise<void>(resolve => holder.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise(resolve => holder.close(resolve)))
+  const { port } = holder.address() as AddressInfo
+  const child = spawn(process.execPath, ['--import', 'tsx', 'lib/cli/main.ts', 'serve', '--port', String(port), '--storage', await t.tmp(), '--no-swarm', '--no-lan'], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] })
+  t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
+  let stderr = ''
+  child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
+  const code = await new Promise<number | null>(resolve => child.once('exit', resolve))
+  t.is(code, 2, 'exits 2 (a user error)')
+  t.is(stderr.trimEnd().split('\n').length, 1, `one line: ${stderr.trim()}`)
+  t.ok(stderr.includes(`port ${port} on 127.0.0.1 is already in use`) && stderr.includes('--port'), 'names the port and what to do')
+  t.absent(/^\s+at /m.test(stderr), 'no stack trace')
+})
+
+test('npm start on a built checkout does not rebuild', { timeout: 120_000 }, async (t) => {
+  // Bring dist/ up to date the way npm start would, then start for real.
+  await run(process.execPath, [join(ROOT, 'scripts/build-if-stale.mjs')], { cwd: ROOT, timeout: 90_000 })
+  const entry = join(ROOT, 'dist/cli/main.js')
+  const builtAt = statSync(entry).mtimeMs
+  const storage = await t.tmp()
+  const started = Date.now()
+  const child = spawn('npm', ['start', '--', '--port', '0', '--storage', storage, '--no-swarm', '--no-lan'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], detached: true })
+  // npm runs the server as its grandchild: end the whole group this test started.
+  t.teardown(() => { try { process.kill(-child.pid!, 'SIGKILL') } catch {} })
+  let output = ''
+  child.stderr.on('data', (d: Buffer) => { output += d.toString() })
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`npm start did not get ready in 60 s: ${output}`)), 60_000)
+    createInterface({ input: child.stdout }).on('line', (line) => {
+      output += line + '\n'
+      if (line.includes('"crosscast serve ready"')) { clearTimeout(timer); resolve(JSON.parse(line).url) }
+    })
+  })
+  t.is((await get(url, '/healthz')).status, 200)
+  t.comment(`npm start to /healthz: ${Date.now() - started} ms (target under 1.5 s on an idle machine)`)
+  t.absent(output.includes('building') || output.includes('tsc -p'), 'no build ran')
+  t.is(statSync(entry).mtimeMs, builtAt, 'dist/ was not rewritten')
+  process.kill(-child.pid!, 'SIGTERM')
 })

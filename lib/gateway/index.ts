@@ -77,6 +77,18 @@ function checkOptions (opts: GatewayOptions): void {
   }
 }
 
+/** A port someone else holds is the caller's to fix: say which port and what to do. */
+function listenError (err: unknown, host: string, port: number): unknown {
+  const code = (err as NodeJS.ErrnoException).code
+  if (code === 'EADDRINUSE') {
+    return new CrosscastError('INVALID_OPTION', `port ${port} on ${host} is already in use by another process; stop it or choose another port (crosscast serve --port <n>; 0 picks a free one)`, { field: 'port', cause: err })
+  }
+  if (code === 'EACCES' || code === 'EADDRNOTAVAIL') {
+    return new CrosscastError('INVALID_OPTION', `cannot listen on ${host}:${port} (${code === 'EACCES' ? 'ports below 1024 need privileges' : 'no such address on this machine'}); choose another host or port`, { field: code === 'EACCES' ? 'port' : 'host', cause: err })
+  }
+  return err
+}
+
 function digest (value: string): Buffer {
   return createHash('sha256').update(value).digest()
 }
@@ -246,7 +258,13 @@ export async function createGateway (cc: Crosscast, opts: GatewayOptions = {}): 
   registerStatic(app)
   app.get('/docs/json', { schema: { summary: 'this OpenAPI document' } as FastifySchema }, async () => openApiDocument(routes, { title: 'crosscast gateway', version: '1' }))
 
-  await app.listen({ host, port: opts.port ?? DEFAULT_PORT })
+  try {
+    await app.listen({ host, port: opts.port ?? DEFAULT_PORT })
+  } catch (err) {
+    hub.close()
+    await app.close()
+    throw listenError(err, host, opts.port ?? DEFAULT_PORT)
+  }
   const bound = app.server.address()
   const port = typeof bound === 'object' && bound !== null ? bound.port : opts.port ?? DEFAULT_PORT
   const urlHost = isIP(host) === 6 ? `[${host}]` : host

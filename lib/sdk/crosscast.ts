@@ -24,6 +24,7 @@ import { StateReader, type ConflictRecord } from './state.ts'
 import { FeatureCollection, TrackCollection, SpikeCollection, type Writer } from './resources.ts'
 import { WriterFile, WriterFeed, type KnownWriter } from './writers.ts'
 import { NodeNetwork, type PeerStatus } from './network.ts'
+import { recordOwner, describeOwner, clearOwner } from './owner.ts'
 import type { Duplex } from 'node:stream'
 import type NoiseSecretStream from '@hyperswarm/secret-stream'
 
@@ -176,10 +177,12 @@ export class Crosscast extends EventEmitter implements Writer {
       await store.close().catch(() => {})
       const message = (err as Error).message ?? ''
       if (/lock/i.test(message)) {
-        throw new CrosscastError('STORAGE_LOCKED', `storage ${options.storage} is open in another process; use another storage directory per process`, { field: 'storage', cause: err })
+        const holder = await describeOwner(options.storage)
+        throw new CrosscastError('STORAGE_LOCKED', `storage ${options.storage} is open in ${holder}; stop that process or use another storage directory`, { field: 'storage', cause: err })
       }
       throw err
     }
+    await recordOwner(options.storage)
     let db: Database | null = null
     try {
       db = new BetterSqlite3(join(options.storage, 'crosscast.db'))
@@ -493,6 +496,7 @@ export class Crosscast extends EventEmitter implements Writer {
     for (const s of sessions) if (s.status === 'fulfilled') await s.value.log.drained()
     this.hub.close()
     for (const feed of this.feeds.values()) feed.stopped = true
+    await clearOwner(this.options.storage)
     await this.store.close()
     this.db.close()
     this.emit('close')
