@@ -8,7 +8,7 @@ import BetterSqlite3 from 'better-sqlite3'
 import { readFileSync, writeFileSync, statSync } from 'node:fs'
 import { createInterface } from 'node:readline'
 import { createServer, type AddressInfo } from 'node:net'
-import { spawnServe, post, get, openWs, ROOT } from './helpers/gateway.ts'
+import { spawnServe, post, get, openWs, freePort, ROOT } from './helpers/gateway.ts'
 
 const run = promisify(execFile)
 const SEED = readFileSync(join(ROOT, 'test/fixtures/seed.txt'), 'utf8')
@@ -21,14 +21,6 @@ function seedBlocks (lang: string): string[] {
 /** The seed's examples name port 8000; a test may run beside another server, so it picks a free port and changes only that. */
 function onPort (text: string, port: number): string {
   return text.replaceAll('localhost:8000', `localhost:${port}`)
-}
-
-async function freePort (): Promise<number> {
-  const server = createServer()
-  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as AddressInfo
-  await new Promise(resolve => server.close(resolve))
-  return port
 }
 
 /** A python3 that can import websockets (Debian: python3-websockets), or null. */
