@@ -114,17 +114,23 @@ function oneLineError (t: Assert, r: { code: number, stderr: string }, pattern: 
 
 test('crosscast --version prints the package version', async (t) => {
   const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'))
-  t.is((await cli('--version')).stdout.trim(), version)
-  t.is((await cli('-V')).stdout.trim(), version)
+  const [long, short] = await Promise.all([cli('--version'), cli('-V')])
+  t.is(long.stdout.trim(), version)
+  t.is(short.stdout.trim(), version)
 })
 
 test('every user error is one clear line: bad flags, a missing database, a locked storage naming its holder', { timeout: 180_000 }, async (t) => {
   const { storage } = await seeded(t)
-  oneLineError(t, await attempt(['events', '--storage', storage, '--bogus']), /unknown option '--bogus'/, 'unknown option')
-  oneLineError(t, await attempt(['events', '--storage', storage, '--limit', 'abc']), /--limit must be a non-negative integer.*INVALID_OPTION/, 'bad --limit')
-  oneLineError(t, await attempt(['events', '--storage', storage, '--type', 'bogus']), /Allowed choices/, 'bad --type')
-  oneLineError(t, await attempt(['events', '--storage', join(storage, 'nothing-here')]), /does not exist.*NOT_FOUND/, 'no database')
-  oneLineError(t, await attempt(['nonsense']), /unknown command 'nonsense'/, 'unknown command')
+  const cases: Array<[string[], RegExp, string]> = [
+    [['events', '--storage', storage, '--bogus'], /unknown option '--bogus'/, 'unknown option'],
+    [['events', '--storage', storage, '--limit', 'abc'], /--limit must be a non-negative integer.*INVALID_OPTION/, 'bad --limit'],
+    [['events', '--storage', storage, '--type', 'bogus'], /Allowed choices/, 'bad --type'],
+    [['events', '--storage', join(storage, 'nothing-here')], /does not exist.*NOT_FOUND/, 'no database'],
+    [['serve', '--storage', storage, '--port', 'http'], /--port must be an integer.*INVALID_OPTION/, 'bad --port'],
+    [['nonsense'], /unknown command 'nonsense'/, 'unknown command']
+  ]
+  const results = await Promise.all(cases.map(([args]) => attempt(args)))
+  cases.forEach(([, pattern, what], i) => oneLineError(t, results[i], pattern, what))
 
   const cc = await Crosscast.open({ storage, agent: 'claude', sessionId: 'sess-1', swarm: false, lan: false })
   t.teardown(() => cc.close())
@@ -176,12 +182,15 @@ test('colors on a terminal; none when piped or with NO_COLOR; reindex draws a pr
   delete env.FORCE_COLOR // the test runner sets FORCE_COLOR=0, which (as it should) turns colors off
   delete env.NO_COLOR
   const ESC = '\u001b['
-  const tty = await inTerminal([process.execPath, '--import', 'tsx', CLI, 'events', '--storage', storage], env)
+  const events = [process.execPath, '--import', 'tsx', CLI, 'events', '--storage', storage]
+  const [tty, piped, noColor] = await Promise.all([
+    inTerminal(events, env),
+    run(events[0], events.slice(1), { env }),
+    inTerminal(events, { ...env, NO_COLOR: '1' })
+  ])
   t.ok(tty.includes(ESC + '32m') && tty.includes('feature_created'), 'a terminal gets colors (feature_created in green)')
-  const piped = await run(process.execPath, ['--import', 'tsx', CLI, 'events', '--storage', storage], { env })
   t.absent(piped.stdout.includes(ESC), 'piped: no escape codes')
   t.ok(piped.stdout.includes('feature_created'))
-  const noColor = await inTerminal([process.execPath, '--import', 'tsx', CLI, 'events', '--storage', storage], { ...env, NO_COLOR: '1' })
   t.absent(noColor.includes(ESC), 'NO_COLOR: no escape codes on a terminal either')
   t.ok(noColor.includes('feature_created'))
 
