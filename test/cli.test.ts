@@ -136,7 +136,7 @@ test('every user error is one clear line: bad flags, a missing database, a locke
   t.teardown(() => cc.close())
   const locked = await attempt(['reindex', '--storage', storage])
   oneLineError(t, locked, /STORAGE_LOCKED/, 'locked storage')
-  t.ok(locked.stderr.includes(`process ${process.pid} (`), 'names the process that holds it')
+  t.ok(locked.stderr.includes(`open in another process: pid ${process.pid} (`), 'names the process that holds it')
   t.ok(/stop that process or use another storage directory/.test(locked.stderr), 'and says what to do')
 })
 

@@ -178,7 +178,7 @@ export class Crosscast extends EventEmitter implements Writer {
       const message = (err as Error).message ?? ''
       if (/lock/i.test(message)) {
         const holder = await describeOwner(options.storage)
-        throw new CrosscastError('STORAGE_LOCKED', `storage ${options.storage} is open in ${holder}; stop that process or use another storage directory`, { field: 'storage', cause: err })
+        throw new CrosscastError('STORAGE_LOCKED', `storage ${options.storage} is open in another process${holder === null ? '' : `: ${holder}`}; stop that process or use another storage directory`, { field: 'storage', cause: err })
       }
       throw err
     }

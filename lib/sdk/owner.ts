@@ -18,14 +18,14 @@ export async function clearOwner (storage: string): Promise<void> {
   await rm(join(storage, OWNER_FILE), { force: true })
 }
 
-/** "pid 1234 (node crosscast serve, since …)", or a plain phrase when the holder did not say who it is. */
-export async function describeOwner (storage: string): Promise<string> {
+/** "pid 1234 (node crosscast serve, since …)", or null when the holder did not say who it is. */
+export async function describeOwner (storage: string): Promise<string | null> {
   try {
     const owner = JSON.parse(await readFile(join(storage, OWNER_FILE), 'utf8')) as Owner
     if (Number.isInteger(owner.pid) && typeof owner.command === 'string') {
       const command = owner.command.length > 120 ? owner.command.slice(0, 120) + '…' : owner.command
-      return `process ${owner.pid} (${command}, since ${owner.since})`
+      return `pid ${owner.pid} (${command}, since ${owner.since})`
     }
   } catch {}
-  return 'another process'
+  return null
 }
