@@ -7,6 +7,7 @@ import { Crosscast } from '../index.ts'
 import { CrosscastError } from '../errors.ts'
 import { createGateway, checkBindSecurity, DEFAULT_HOST, DEFAULT_PORT } from '../gateway/index.ts'
 import { storageOption } from './storage.ts'
+import { colorsFor } from './output.ts'
 
 interface ServeFlags {
   port: string
@@ -34,7 +35,7 @@ function parsePort (value: string): number {
 
 function makeLogger (level: string): pino.Logger {
   if (process.stdout.isTTY === true) {
-    return pino({ level, transport: { target: 'pino-pretty', options: { colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' } } })
+    return pino({ level, transport: { target: 'pino-pretty', options: { colorize: colorsFor(process.stdout).isColorSupported, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' } } })
   }
   return pino({ level })
 }
