@@ -9,7 +9,7 @@ export const ERROR_CODES = {
   INVALID_LINK_TYPE: { status: 400, description: 'link_type is not one of depends_on, blocks, related' },
   INVALID_ID: { status: 400, description: 'a resource id is not its prefix (feat-, trk-, spk-) followed by 1 to 64 letters, digits, _ or - (e.g. feat-123; generated ids are the prefix and 8 hex digits)' },
   MISSING_FIELD: { status: 400, description: 'a required field (a title, a comment text, ...) is absent or empty' },
-  INVALID_FIELD: { status: 400, description: 'a field has the wrong type, length or value' },
+  INVALID_FIELD: { status: 400, description: 'a field has the wrong type, length or value, or is not a field of that event or route' },
   PAYLOAD_TOO_LARGE: { status: 413, description: 'an event payload or a request body is over the configured cap' },
   INVALID_HEADER: { status: 400, description: 'a required header (X-Agent-ID, X-Session-ID) is missing or malformed', also: { 415: 'a request body whose Content-Type is not application/json', 403: 'a Host header that does not name this machine (gateway on loopback)' } },
   INVALID_CURSOR: { status: 400, description: 'a cursor is not a non-negative integer' },
