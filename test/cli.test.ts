@@ -138,6 +138,12 @@ test('every user error is one clear line: bad flags, a missing database, a locke
   oneLineError(t, locked, /STORAGE_LOCKED/, 'locked storage')
   t.ok(locked.stderr.includes(`open in another process: pid ${process.pid} (`), 'names the process that holds it')
   t.ok(/stop that process or use another storage directory/.test(locked.stderr), 'and says what to do')
+
+  // More output than a pipe holds, read by a reader that stops early: the command just ends.
+  for (let b = 0; b < 10; b++) await cc.append(Array.from({ length: 400 }, (_, i) => ({ event_type: 'feature_created' as const, resource_id: `feat-bulk-${b}-${i}`, payload: { title: `bulk ${i}`, status: 'todo' as const } })))
+  const piped = await run('bash', ['-c', `"${process.execPath}" --import tsx "${CLI}" events --storage "${storage}" | head -1; exit \${PIPESTATUS[0]}`], { timeout: 60_000 })
+  t.is(piped.stdout.split('\n').length, 2, 'head printed its one line')
+  t.is(piped.stderr, '', 'crosscast events | head: no EPIPE error, exit 0')
 })
 
 test('tail prints the last -n events first (or everything after --since), then follows', { timeout: 180_000 }, async (t) => {

@@ -5,6 +5,12 @@
 import { buildProgram } from './program.ts'
 import { describeError } from './errors.ts'
 
+// `crosscast events | head` closes the pipe early: that ends the command, it is no error.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(0)
+  throw err
+})
+
 try {
   await buildProgram().parseAsync(process.argv)
 } catch (err) {
