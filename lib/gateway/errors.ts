@@ -83,7 +83,7 @@ function fromValidation (err: FastifyLikeError): HttpError {
   if (first.keyword === 'enum' && Array.isArray(allowedValues)) {
     const allowed = allowedValues.map(String)
     const vocabulary = vocabularyError(field)
-    const code = vocabulary?.code ?? 'INVALID_FIELD'
+    const code = vocabulary?.code ?? (context === 'querystring' ? 'INVALID_OPTION' : 'INVALID_FIELD')
     return { status: 400, body: { code, message: `${field} must be one of ${allowed.join(', ')}`, field, allowed } }
   }
   if (first.keyword === 'pattern' && /(^|\.)(id|feature_id|linked_feature_id|resource_id|track_id|track)$/.test(field)) {
