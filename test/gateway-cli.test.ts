@@ -161,6 +161,7 @@ test('serve on a port already in use: one clear line, no stack trace, nothing le
   t.is(code, 2, 'exits 2 (a user error)')
   t.is(stderr.trimEnd().split('\n').length, 1, `one line: ${stderr.trim()}`)
   t.ok(stderr.includes(`port ${port} on 127.0.0.1 is already in use`) && stderr.includes('--port'), 'names the port and what to do')
+  if (process.platform === 'linux') t.ok(stderr.includes(`in use by another process: pid ${process.pid} (`), 'and the process that holds it')
   t.absent(/^\s+at /m.test(stderr), 'no stack trace')
 })
 

@@ -15,6 +15,7 @@ import { registerReadRoutes } from './routes-read.ts'
 import { registerStatic } from './static.ts'
 import { openApiDocument, type RouteDoc } from './openapi.ts'
 import { typeboxValidatorCompiler } from './validation.ts'
+import { describePortHolder } from './port-holder.ts'
 import { silentLogger, toFastifyLogger, redactUrl, type Logger } from './logger.ts'
 import type { GatewayContext } from './context.ts'
 import type { GatewayCounters } from './metrics.ts'
@@ -81,7 +82,8 @@ function checkOptions (opts: GatewayOptions): void {
 function listenError (err: unknown, host: string, port: number): unknown {
   const code = (err as NodeJS.ErrnoException).code
   if (code === 'EADDRINUSE') {
-    return new CrosscastError('INVALID_OPTION', `port ${port} on ${host} is already in use by another process; stop it or choose another port (crosscast serve --port <n>; 0 picks a free one)`, { field: 'port', cause: err })
+    const holder = describePortHolder(port)
+    return new CrosscastError('INVALID_OPTION', `port ${port} on ${host} is already in use by another process${holder === null ? '' : `: ${holder}`}; stop it or choose another port (crosscast serve --port <n>; 0 picks a free one)`, { field: 'port', cause: err })
   }
   if (code === 'EACCES' || code === 'EADDRNOTAVAIL') {
     return new CrosscastError('INVALID_OPTION', `cannot listen on ${host}:${port} (${code === 'EACCES' ? 'ports below 1024 need privileges' : 'no such address on this machine'}); choose another host or port`, { field: code === 'EACCES' ? 'port' : 'host', cause: err })
