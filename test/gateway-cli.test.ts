@@ -167,7 +167,7 @@ test('serve on a port already in use: one clear line, no stack trace, nothing le
 
 test('npm start on a built checkout does not rebuild', { timeout: 120_000 }, async (t) => {
   // Bring dist/ up to date the way npm start would, then start for real.
-  await run(process.execPath, [join(ROOT, 'scripts/build-if-stale.mjs')], { cwd: ROOT, timeout: 90_000 })
+  await run(process.execPath, [join(ROOT, 'scripts/start.mjs'), '--version'], { cwd: ROOT, timeout: 90_000 })
   const entry = join(ROOT, 'dist/cli/main.js')
   const builtAt = statSync(entry).mtimeMs
   const storage = await t.tmp()

@@ -1,11 +1,15 @@
-// `npm start`'s prestart: build only when a source is newer than the build.
-// Plain JavaScript on purpose: it runs before anything is compiled, and plain
-// node answers in tens of milliseconds where tsx (or tsc's own up-to-date
-// check) would cost most of the 1.5 s start budget.
+// `npm start`: build only when a source is newer than the build, then run the
+// CLI in this same process (one node start, not two). Plain JavaScript on
+// purpose: it runs before anything is compiled, and plain node answers in tens
+// of milliseconds where tsx (or tsc's own up-to-date check) would cost most of
+// the 1.5 s start budget.
+//
+//   node scripts/start.mjs serve --port 8000     what npm start runs
 
 import { readdirSync, statSync, existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { execSync } from 'node:child_process'
+import { pathToFileURL } from 'node:url'
 
 const root = new URL('..', import.meta.url).pathname
 const SOURCES = ['lib', 'types', 'tsconfig.json', 'tsconfig.build.json', 'package.json']
@@ -32,3 +36,5 @@ if (stale) {
   process.stderr.write('crosscast: dist/ is older than the sources; building (npm run build)\n')
   execSync('npm run build', { cwd: root, stdio: 'inherit' })
 }
+// process.argv stays [node, this script, ...arguments]: the CLI reads its arguments from index 2 on.
+await import(pathToFileURL(ENTRY).href)
