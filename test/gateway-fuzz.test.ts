@@ -160,7 +160,7 @@ function withKey (json: string, key: string, value: unknown): string {
 /** With emptyAccepted (a route that takes no body, e.g. DELETE), an empty body is no corruption. */
 function corruptJson (r: Rng, json: string, allowValidJson: boolean, emptyAccepted = false): { body: string | Buffer, how: string } {
   const invalid: Array<() => { body: string | Buffer, how: string }> = [
-    () => { const at = r.int(json.length); return { body: json.slice(0, at), how: `truncated at ${at}` } },
+    () => { const at = (emptyAccepted ? 1 : 0) + r.int(json.length - (emptyAccepted ? 1 : 0)); return { body: json.slice(0, at), how: `truncated at ${at}` } },
     () => ({ body: json.replaceAll('"', "'"), how: 'single quotes' }),
     () => ({ body: json.slice(0, -1) + ',}', how: 'trailing comma' }),
     () => { const g = r.pick(['x', '}', ']', '{', ',', '\u0000', 'null', '"', '\\']); return { body: json + g, how: `trailing ${JSON.stringify(g)}` } },
