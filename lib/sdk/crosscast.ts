@@ -182,9 +182,9 @@ export class Crosscast extends EventEmitter implements Writer {
       }
       throw err
     }
-    await recordOwner(options.storage)
     let db: Database | null = null
     try {
+      await recordOwner(options.storage)
       db = new BetterSqlite3(join(options.storage, 'crosscast.db'))
       configure(db)
       migrate(db)
