@@ -4,6 +4,7 @@ import { encodeBlock, decodeBlock, COMPRESS_THRESHOLD } from '../lib/events/code
 import { HybridLogicalClock, hlcToIso } from '../lib/events/hlc.ts'
 import { eventIdOf } from '../lib/events/ids.ts'
 import type { WireEvent } from '../lib/events/types.ts'
+import { isResourceId, validateId, resourceTypeOf } from '../lib/events/validate.ts'
 import { openNode, countEvents } from './helpers/node.ts'
 
 async function rejects (t: any, promise: Promise<unknown> | (() => unknown), code: ErrorCode, field: string | RegExp): Promise<CrosscastError | null> {
@@ -33,9 +34,9 @@ test('every validation error code is thrown before anything is written, and name
   await rejects(t, () => cc.features.create('x').setStatus('later' as never), 'INVALID_STATUS', 'status')
   const badLink = await rejects(t, cc.append([{ event_type: 'link_added', resource_id: f.id, payload: { linked_feature_id: 'feat-00000001', link_type: 'likes' as never } }]), 'INVALID_LINK_TYPE', 'payload.link_type')
   t.alike(badLink?.allowed, ['depends_on', 'blocks', 'related'])
-  await rejects(t, cc.append([{ event_type: 'feature_updated', resource_id: 'feat-123', payload: { title: 'x' } }]), 'INVALID_ID', 'resource_id')
+  await rejects(t, cc.append([{ event_type: 'feature_updated', resource_id: 'feat-12 3', payload: { title: 'x' } }]), 'INVALID_ID', 'resource_id')
   await rejects(t, cc.append([{ event_type: 'track_updated', resource_id: f.id, payload: { title: 'x' } }]), 'INVALID_ID', 'resource_id')
-  await rejects(t, () => f.blocks('feat-XYZ'), 'INVALID_ID', 'linked_feature_id')
+  await rejects(t, () => f.blocks('feat-X/Y'), 'INVALID_ID', 'linked_feature_id')
   await rejects(t, cc.features.create('').save(), 'MISSING_FIELD', 'payload.title')
   await rejects(t, cc.features.create('   ').save(), 'MISSING_FIELD', 'payload.title')
   await rejects(t, cc.append([{ event_type: 'feature_updated', resource_id: f.id, payload: { title: 42 as never } }]), 'INVALID_FIELD', 'payload.title')
@@ -79,6 +80,40 @@ test('codec: round trip, compression of big payloads, compact small events', (t)
   t.ok(block.byteLength < COMPRESS_THRESHOLD * 2, `a 4 KiB repetitive payload is compressed (${block.byteLength} bytes)`)
   const one = encodeBlock('sess-1', [sample[1]])
   t.ok(one.byteLength <= 120, `a status_changed block is ${one.byteLength} bytes`)
+})
+
+test('ids: the seed\'s shape (prefix, dash, a short label) is accepted everywhere; anything else is INVALID_ID', async (t) => {
+  for (const id of ['feat-123', 'feat-456', 'feat-auth', 'feat-User_Auth-2', 'feat-0000abcd', `feat-${'a'.repeat(64)}`, 'trk-123', 'spk-x']) t.ok(isResourceId(id), `${id} is an id`)
+  for (const id of ['feat-', 'feat--1', 'feat-_1', 'feat-a b', 'feat-a.b', 'feat-é', `feat-${'a'.repeat(65)}`, 'task-1', 'FEAT-1', 'feat_1', 'feat-1\n']) t.absent(isResourceId(id), `${JSON.stringify(id)} is not`)
+  const err = await rejects(t, () => validateId('feat-a b', 'id'), 'INVALID_ID', 'id')
+  t.ok(err?.message.includes('letters, digits, _ or -'), 'the message states the rule')
+
+  // The seed's SDK examples: set_track("trk-123"), blocked_by("feat-auth").
+  const cc = await openNode(t)
+  const f = await cc.features.create('User Authentication', { id: 'feat-123' }).setStatus('in_progress').setTrack('trk-123').save()
+  await f.blockedBy('feat-auth').save()
+  const stored = await cc.features.get('feat-123')
+  t.is(stored?.trackId, 'trk-123')
+  t.alike(stored?.links.map(l => [l.linked_feature_id, l.link_type]), [['feat-auth', 'depends_on']])
+  t.is((await cc.features.list({ track: 'trk-123' })).length, 1, 'indexed by track')
+  t.alike(cc.listEvents({ resourceId: 'feat-123' }).events.map(e => e.event_type), ['feature_created', 'link_added'])
+  t.is(resourceTypeOf('trk-123'), 'track')
+  t.ok(/^feat-[0-9a-f]{8}$/.test(cc.features.create('generated').id), 'generated ids stay prefix + 8 hex digits')
+})
+
+test('codec: chosen ids travel as labels, generated ids keep the 4-byte form; both round trip', (t) => {
+  const events: WireEvent[] = ['feat-123', 'feat-auth', 'feat-0000beef', 'feat-0000BEEF', `feat-${'z'.repeat(64)}`].map((id, i) => ({ ...sample[0], resource_id: id, hlc: sample[0].hlc + i }))
+  t.alike(decodeBlock(encodeBlock('sess-1', events)).events, events)
+  const generated = encodeBlock('sess-1', [sample[0]]).byteLength
+  const chosen = encodeBlock('sess-1', [{ ...sample[0], resource_id: 'feat-12' }]).byteLength
+  t.is(chosen, generated - 4 + 3, 'a short label costs its length plus one byte')
+  // A hand-made block whose label is not an id, or is a generated id spelled as a label, is refused.
+  for (const label of ['a b', '', 'x'.repeat(65), '0000beef']) {
+    const block = encodeBlock('sess-1', [{ ...sample[0], resource_id: 'feat-placeholder' }])
+    const at = block.indexOf(Buffer.from('placeholder')) - 1
+    const forged = Buffer.concat([block.subarray(0, at), Buffer.from([label.length]), Buffer.from(label), block.subarray(at + 1 + 'placeholder'.length)])
+    t.exception(() => decodeBlock(forged), /invalid resource id/, `label ${JSON.stringify(label.slice(0, 10))} refused`)
+  }
 })
 
 test('codec: the decoder rejects every malformed block with DECODE_FAILED', (t) => {

@@ -13,6 +13,7 @@ import type { Assert } from 'brittle'
 import { contentHash } from '../lib/projection/content-hash.ts'
 import { ERROR_CODES } from '../lib/errors.ts'
 import { STATUSES, LINK_TYPES, PRIORITIES, EVENT_TYPES, RESOURCE_TYPES } from '../lib/events/types.ts'
+import { isResourceId } from '../lib/events/validate.ts'
 import { startGateway, post, get, request, WsClient, until, type GatewayNode } from './helpers/gateway.ts'
 import { fuzzRounds, seedFromEnv, httpBytes, rawExchange, wsFrame, serverOpcodes, pool, type Rng, type HeaderList, type RawResult, type Verdict } from './helpers/fuzz.ts'
 
@@ -26,7 +27,6 @@ const WS_MAX_FRAME = 64 * 1024 // the gateway's WebSocket maxPayload
 const WRONG_TYPES: unknown[] = [0, -1, 1.5, 1e308, true, false, null, [], {}, ['x'], { a: 1 }, [[[]]]]
 const ODD = ['\u0000', '\ud800', '\udfff', '\u202e', '\u200f', '\u200d', '\ufeff', '\u{1F600}', '\u{1F469}\u200d\u{1F469}\u200d\u{1F467}', '\u00e9', '\uff46', '\u0085', '\u2028', '\u0663', '\r\n', '\t', '%00', '../', '..\\', '\u00a0', '\u0301', '\ufffd', '\u{10FFFF}']
 const LOOKALIKE: Record<string, string> = { o: '\u043e', a: '\u0430', e: '\u0435', i: '\u0456', c: '\u0441', p: '\u0440' }
-const ID_RE = /^(feat|trk|spk)-[0-9a-f]{8}$/
 const LABEL_RE = /^[A-Za-z0-9][A-Za-z0-9._:@+-]*$/
 
 function withOdd (r: Rng, s: string): string {
@@ -68,7 +68,7 @@ function badEnum (r: Rng, values: readonly string[]): unknown {
   return 'not-a-value'
 }
 
-/** An id that does not match `prefix-` + 8 lowercase hex digits. */
+/** An id that is not `prefix-` + a short label of letters, digits, _ and -. */
 /** With anyPrefix, a well-formed id of another kind does not count as bad either. */
 function badId (r: Rng, prefix: string, anyPrefix = false): unknown {
   if (r.chance(0.1)) return r.pick(WRONG_TYPES)
@@ -82,7 +82,7 @@ function badId (r: Rng, prefix: string, anyPrefix = false): unknown {
       `\uff46\uff45\uff41\uff54-${hex}`, `${prefix}-${hex}\u0000`, `${prefix}-${hex}\n`, `${prefix}--${hex}`, `${prefix}-${'0'.repeat(200)}`,
       `${prefix}-${hex}%00`, `${prefix}-${hex};rm -rf`, `${prefix}-0x${hex.slice(2)}`
     ])
-    if (!(typeof v === 'string' && ID_RE.test(v) && (anyPrefix || v.startsWith(prefix + '-')))) return v
+    if (!(typeof v === 'string' && isResourceId(v) && (anyPrefix || v.startsWith(prefix + '-')))) return v
   }
   return 'nope'
 }
@@ -159,9 +159,10 @@ function withKey (json: string, key: string, value: unknown): string {
 }
 
 /** Ways to break JSON text; `valid` marks the ones that still parse (they break shape instead). */
-function corruptJson (r: Rng, json: string, allowValidJson: boolean): { body: string | Buffer, how: string } {
+/** With emptyAccepted (a route that takes no body, e.g. DELETE), an empty body is no corruption. */
+function corruptJson (r: Rng, json: string, allowValidJson: boolean, emptyAccepted = false): { body: string | Buffer, how: string } {
   const invalid: Array<() => { body: string | Buffer, how: string }> = [
-    () => { const at = r.int(json.length); return { body: json.slice(0, at), how: `truncated at ${at}` } },
+    () => { const at = (emptyAccepted ? 1 : 0) + r.int(json.length - (emptyAccepted ? 1 : 0)); return { body: json.slice(0, at), how: `truncated at ${at}` } },
     () => ({ body: json.replaceAll('"', "'"), how: 'single quotes' }),
     () => ({ body: json.slice(0, -1) + ',}', how: 'trailing comma' }),
     () => { const g = r.pick(['x', '}', ']', '{', ',', '\u0000', 'null', '"', '\\']); return { body: json + g, how: `trailing ${JSON.stringify(g)}` } },
@@ -171,9 +172,9 @@ function corruptJson (r: Rng, json: string, allowValidJson: boolean): { body: st
     () => ({ body: withKey(json, 'zz', 0).replace('0', r.pick(['NaN', 'Infinity', '-Infinity', 'undefined', '0x10', '01', '+1', '.5', '1.'])), how: 'non-JSON number' }),
     () => ({ body: json.replace(/"([a-z_]+)":/, '$1:'), how: 'unquoted key' }),
     () => ({ body: Buffer.concat([Buffer.from('{'), Buffer.from([0xff, 0xfe]), Buffer.from(json.slice(1))]), how: 'invalid UTF-8 outside strings' }),
-    () => ({ body: json.replace('{', '['), how: 'brace swapped for bracket' }),
-    () => ({ body: '', how: 'empty body' })
+    () => ({ body: json.replace('{', '['), how: 'brace swapped for bracket' })
   ]
+  if (!emptyAccepted) invalid.push(() => ({ body: '', how: 'empty body' }))
   const valid: Array<() => { body: string | Buffer, how: string }> = [
     () => ({ body: r.pick(['null', '[]', '"x"', '5', 'true', '[{}]']), how: 'JSON that is not an object' }),
     () => { const n = 1000 + r.int(50_000); return { body: '['.repeat(n) + ']'.repeat(n), how: `array nested ${n} deep` } },
@@ -313,6 +314,11 @@ function writeCase (r: Rng, w: World, category: string, i: number): HttpCase {
       } else if (route.idPrefix === 'feat') {
         id = r.chance(0.5) ? w.DELETED : 'feat-0badc0de'
         what = `absent feature ${String(id)}`
+        // An update of an absent feature creates it when it carries a title (the seed's upsert): refused only without one.
+        if (route.name === 'update') {
+          body = { description: 'no title' }
+          what += ' without a title'
+        }
       } else {
         id = `${route.idPrefix}-0badc0de`
         body = route.idPrefix === 'trk' ? { description: 'no title' } : { findings: 'no title' }
@@ -333,7 +339,7 @@ function writeCase (r: Rng, w: World, category: string, i: number): HttpCase {
       break
     }
     case 'json': {
-      const c = corruptJson(r, bodyText ?? '{"x":1}', route.body !== null)
+      const c = corruptJson(r, bodyText ?? '{"x":1}', route.body !== null, route.body === null)
       bodyText = c.body
       body = null
       what = c.how

@@ -93,6 +93,11 @@ test('delete a feature, then it is gone', async (t) => {
   t.is(del.status, 200)
   t.is(cc.getEvent(del.body.event_id)?.event_type, 'feature_deleted')
   t.is((await get(url, `/api/features/${id}`)).status, 404)
+  // The same headers as every other call, Content-Type included, and no body.
+  const second = await createFeature(url, { title: 'B' })
+  const withType = await request(url, 'DELETE', `/api/broadcast/features/${second}`, undefined, { ...WRITER, 'content-type': 'application/json' })
+  t.is(withType.status, 200, `DELETE with Content-Type: application/json and an empty body: ${JSON.stringify(withType.body)}`)
+  t.is(cc.getEvent(withType.body.event_id)?.event_type, 'feature_deleted')
   const again = await request(url, 'DELETE', `/api/broadcast/features/${id}`)
   t.is(again.status, 404)
   t.is(again.body.code, 'NOT_FOUND')
@@ -187,8 +192,11 @@ test('the audit trail is paginated by cursor', async (t) => {
   t.is(badSince.body.code, 'INVALID_CURSOR')
   const badType = await get(url, '/api/events?type=nope')
   t.is(badType.status, 400)
-  t.is(badType.body.code, 'INVALID_FIELD')
+  t.is(badType.body.code, 'INVALID_EVENT_TYPE')
   t.ok(Array.isArray(badType.body.allowed))
+  const badLimit = await get(url, '/api/events?limit=abc')
+  t.alike([badLimit.status, badLimit.body.code, badLimit.body.field], [400, 'INVALID_OPTION', 'limit'], '?limit=abc is an invalid option')
+  t.is((await get(url, '/api/events?colour=red')).body.code, 'INVALID_OPTION', 'an unknown query parameter too')
 })
 
 test('every failing write is a JSON error with a stable code, and writes nothing', async (t) => {
@@ -204,11 +212,11 @@ test('every failing write is a JSON error with a stable code, and writes nothing
     { name: 'bad header wins over a bad body', path: `/api/broadcast/features/${id}`, body: { status: 'nope' }, headers: { 'x-agent-id': '' }, status: 400, code: 'INVALID_HEADER', field: 'X-Agent-ID' },
     { name: 'missing headers on create', path: '/api/broadcast/features', body: { title: 'x' }, headers: {}, status: 400, code: 'INVALID_HEADER', field: 'X-Agent-ID' },
     { name: 'missing headers on delete', method: 'DELETE', path: `/api/broadcast/features/${id}`, headers: {}, status: 400, code: 'INVALID_HEADER', field: 'X-Agent-ID' },
-    { name: 'unknown feature (update)', path: '/api/broadcast/features/feat-0000dead', body: { title: 'x' }, status: 404, code: 'NOT_FOUND' },
+    { name: 'unknown feature (update) without a title to create it', path: '/api/broadcast/features/feat-0000dead', body: { status: 'done' }, status: 400, code: 'MISSING_FIELD', field: 'title' },
     { name: 'unknown feature (status)', path: '/api/broadcast/features/feat-0000dead/status', body: { new_status: 'done' }, status: 404, code: 'NOT_FOUND' },
     { name: 'unknown feature (links)', path: '/api/broadcast/features/feat-0000dead/links', body: { linked_feature_id: id, link_type: 'blocks' }, status: 404, code: 'NOT_FOUND' },
     { name: 'unknown feature (comments)', path: '/api/broadcast/features/feat-0000dead/comments', body: { comment_text: 'x' }, status: 404, code: 'NOT_FOUND' },
-    { name: 'malformed feature id', path: '/api/broadcast/features/feat-123', body: { title: 'x' }, status: 400, code: 'INVALID_ID', field: 'id' },
+    { name: 'malformed feature id', path: '/api/broadcast/features/feat-12.3', body: { title: 'x' }, status: 400, code: 'INVALID_ID', field: 'id' },
     { name: 'bad status (update)', path: `/api/broadcast/features/${id}`, body: { status: 'finished' }, status: 400, code: 'INVALID_STATUS', field: 'status', allowed: ['todo', 'in_progress', 'blocked', 'done'] },
     { name: 'bad status (status)', path: `/api/broadcast/features/${id}/status`, body: { new_status: 'finished' }, status: 400, code: 'INVALID_STATUS', field: 'new_status', allowed: ['todo', 'in_progress', 'blocked', 'done'] },
     { name: 'bad status (create)', path: '/api/broadcast/features', body: { title: 'x', status: 'later' }, status: 400, code: 'INVALID_STATUS', field: 'status' },
@@ -216,6 +224,9 @@ test('every failing write is a JSON error with a stable code, and writes nothing
     { name: 'link to itself', path: `/api/broadcast/features/${id}/links`, body: { linked_feature_id: id, link_type: 'blocks' }, status: 400, code: 'INVALID_FIELD' },
     { name: 'missing new_status', path: `/api/broadcast/features/${id}/status`, body: {}, status: 400, code: 'MISSING_FIELD', field: 'new_status' },
     { name: 'missing title on create', path: '/api/broadcast/features', body: { status: 'todo' }, status: 400, code: 'MISSING_FIELD', field: 'title' },
+    { name: 'empty title on create', path: '/api/broadcast/features', body: { title: '' }, status: 400, code: 'MISSING_FIELD', field: 'title' },
+    { name: 'empty title on update', path: `/api/broadcast/features/${id}`, body: { title: '' }, status: 400, code: 'MISSING_FIELD', field: 'title' },
+    { name: 'no Content-Type on a body', path: `/api/broadcast/features/${id}`, body: '{"title":"x"}', headers: { ...WRITER, 'content-type': '' }, status: 415, code: 'INVALID_HEADER', field: 'Content-Type' },
     { name: 'empty update', path: `/api/broadcast/features/${id}`, body: {}, status: 400, code: 'MISSING_FIELD' },
     { name: 'unknown body field', path: `/api/broadcast/features/${id}`, body: { titel: 'typo' }, status: 400, code: 'INVALID_FIELD', field: 'titel' },
     { name: 'wrong type', path: `/api/broadcast/features/${id}`, body: { tags: 'not-a-list' }, status: 400, code: 'INVALID_FIELD', field: 'tags' },

@@ -89,7 +89,7 @@ test('bad frames get an error frame, never a crash', async (t) => {
     [{ type: 'subscribe', since: -3 }, 'INVALID_CURSOR'],
     [{ type: 'subscribe', since: 'yesterday' }, 'INVALID_CURSOR'],
     [{ type: 'subscribe', filter: { event_types: ['nope'] } }, 'INVALID_EVENT_TYPE'],
-    [{ type: 'subscribe', filter: { resource_ids: ['feat-1'] } }, 'INVALID_ID'],
+    [{ type: 'subscribe', filter: { resource_ids: ['feat-1 2'] } }, 'INVALID_ID'],
     [{ type: 'subscribe', filter: { colour: 'red' } }, 'INVALID_FIELD'],
     [{ type: 'subscribe', filter: 'all' }, 'INVALID_FIELD']
   ]

@@ -6,6 +6,8 @@ import pino from 'pino'
 import { Crosscast } from '../index.ts'
 import { CrosscastError } from '../errors.ts'
 import { createGateway, checkBindSecurity, DEFAULT_HOST, DEFAULT_PORT, DEFAULT_MAX_SESSIONS } from '../gateway/index.ts'
+import { storageOption } from './storage.ts'
+import { colorsFor } from './output.ts'
 
 interface ServeFlags {
   port: string
@@ -40,7 +42,7 @@ function parseMaxSessions (value: string): number {
 
 function makeLogger (level: string): pino.Logger {
   if (process.stdout.isTTY === true) {
-    return pino({ level, transport: { target: 'pino-pretty', options: { colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' } } })
+    return pino({ level, transport: { target: 'pino-pretty', options: { colorize: colorsFor(process.stdout).isColorSupported, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' } } })
   }
   return pino({ level })
 }
@@ -102,7 +104,7 @@ export function registerServe (program: Command): void {
     .description('run a node plus the HTTP/WebSocket gateway and the demo page')
     .option('--port <port>', 'port to listen on (0: any free port)', String(DEFAULT_PORT))
     .option('--host <host>', 'address to bind; anything but loopback needs --token', DEFAULT_HOST)
-    .option('--storage <dir>', 'storage directory', '.crosscast')
+    .addOption(storageOption())
     .option('--room <name>', 'room to join', 'default')
     .option('--secret <secret>', 'room secret')
     .option('--bootstrap <host:port...>', 'DHT bootstrap nodes (default: the public DHT)')

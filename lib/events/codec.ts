@@ -3,14 +3,15 @@
 // every byte and every field, and throws DECODE_FAILED rather than guessing.
 //
 // block   = version:uint8 (1 or 2) · session_id:string · count:uint · event*count
-// event   = type:uint8 · flags:uint8 · resource:(prefix:uint8 · uint32) · agent_id:string
+// event   = type:uint8 · flags:uint8 · resource · agent_id:string
 //           · hlc:uint · [parent:fixed16 if flags&1] · payload:buffer (JSON, raw-deflated if flags&2)
+// resource = prefix:uint8 · (label:string if flags&4, else uint32: a generated id's 8 hex digits)
 
 import c from 'compact-encoding'
 import { deflateRawSync, inflateRawSync } from 'node:zlib'
 import { CrosscastError } from '../errors.ts'
 import { EVENT_TYPES, type WireEvent, type EventType } from './types.ts'
-import { validatePayload, validateLabel, DEFAULT_MAX_PAYLOAD_BYTES } from './validate.ts'
+import { validatePayload, validateLabel, isResourceId, DEFAULT_MAX_PAYLOAD_BYTES } from './validate.ts'
 
 /**
  * The newest block version this crosscast writes and reads. Version 2 added
@@ -29,7 +30,11 @@ export const MAX_EVENTS_PER_BLOCK = 4096
 
 const FLAG_PARENT = 1
 const FLAG_COMPRESSED = 2
-const KNOWN_FLAGS = FLAG_PARENT | FLAG_COMPRESSED
+// A chosen id (feat-123, feat-auth) travels as its label; a generated one keeps the 4-byte form,
+// so blocks written before labels existed decode unchanged.
+const FLAG_LABEL_ID = 4
+const KNOWN_FLAGS = FLAG_PARENT | FLAG_COMPRESSED | FLAG_LABEL_ID
+const GENERATED_SUFFIX = /^[0-9a-f]{8}$/
 const ID_PREFIXES = ['feat', 'trk', 'spk'] as const
 const parentEncoding = c.fixed(16)
 
@@ -43,6 +48,7 @@ interface EncodedEvent {
   flags: number
   prefix: number
   suffix: number
+  label: string
   agent: string
   hlc: number
   parent: Uint8Array | null
@@ -53,14 +59,18 @@ function prepare (event: WireEvent): EncodedEvent {
   const dash = event.resource_id.indexOf('-')
   const json = Buffer.from(JSON.stringify(event.payload))
   const compress = json.byteLength >= COMPRESS_THRESHOLD
+  const label = event.resource_id.slice(dash + 1)
+  const generated = GENERATED_SUFFIX.test(label)
   let flags = 0
   if (event.parent !== null) flags |= FLAG_PARENT
   if (compress) flags |= FLAG_COMPRESSED
+  if (!generated) flags |= FLAG_LABEL_ID
   return {
     type: EVENT_TYPES.indexOf(event.event_type),
     flags,
     prefix: ID_PREFIXES.indexOf(event.resource_id.slice(0, dash) as typeof ID_PREFIXES[number]),
-    suffix: parseInt(event.resource_id.slice(dash + 1), 16),
+    suffix: generated ? parseInt(label, 16) : 0,
+    label,
     agent: event.agent_id,
     hlc: event.hlc,
     parent: event.parent === null ? null : Buffer.from(event.parent, 'hex'),
@@ -77,7 +87,9 @@ export function encodeBlock (sessionId: string, events: WireEvent[]): Buffer {
   c.string.preencode(state, sessionId)
   c.uint.preencode(state, prepared.length)
   for (const e of prepared) {
-    state.end += 3 + 4 // type, flags, prefix, uint32 suffix
+    state.end += 3 // type, flags, prefix
+    if ((e.flags & FLAG_LABEL_ID) !== 0) c.string.preencode(state, e.label)
+    else c.uint32.preencode(state, e.suffix)
     c.string.preencode(state, e.agent)
     c.uint.preencode(state, e.hlc)
     if (e.parent !== null) parentEncoding.preencode(state, e.parent)
@@ -91,7 +103,8 @@ export function encodeBlock (sessionId: string, events: WireEvent[]): Buffer {
     c.uint8.encode(state, e.type)
     c.uint8.encode(state, e.flags)
     c.uint8.encode(state, e.prefix)
-    c.uint32.encode(state, e.suffix)
+    if ((e.flags & FLAG_LABEL_ID) !== 0) c.string.encode(state, e.label)
+    else c.uint32.encode(state, e.suffix)
     c.string.encode(state, e.agent)
     c.uint.encode(state, e.hlc)
     if (e.parent !== null) parentEncoding.encode(state, e.parent)
@@ -146,7 +159,7 @@ export function decodeBlock (block: Uint8Array, maxPayloadBytes = DEFAULT_MAX_PA
       const type = c.uint8.decode(state)
       const flags = c.uint8.decode(state)
       const prefix = c.uint8.decode(state)
-      const suffix = c.uint32.decode(state)
+      const label = (flags & FLAG_LABEL_ID) !== 0 ? c.string.decode(state) : c.uint32.decode(state).toString(16).padStart(8, '0')
       // A type this node knows but the block's version predates: no writer produces that.
       if (type >= typeCount && type < EVENT_TYPES.length) fail(`unknown event type ${type} in a version ${version} block`)
       const agent = validateLabel(c.string.decode(state), 'agent_id')
@@ -167,9 +180,11 @@ export function decodeBlock (block: Uint8Array, maxPayloadBytes = DEFAULT_MAX_PA
         unknown ??= reason
         continue
       }
+      const resourceId = `${ID_PREFIXES[prefix]}-${label}`
+      // A label in the generated shape must use the 4-byte form: one id, one encoding, so no two blocks differ only there.
+      if (!isResourceId(resourceId) || ((flags & FLAG_LABEL_ID) !== 0 && GENERATED_SUFFIX.test(label))) fail(`invalid resource id ${JSON.stringify(resourceId.slice(0, 80))}`)
       const json = (flags & FLAG_COMPRESSED) !== 0 ? inflate(raw, maxPayloadBytes) : raw
       const eventType: EventType = EVENT_TYPES[type]
-      const resourceId = `${ID_PREFIXES[prefix]}-${suffix.toString(16).padStart(8, '0')}`
       let parsed: unknown
       try {
         parsed = JSON.parse(Buffer.from(json.buffer, json.byteOffset, json.byteLength).toString('utf8'))

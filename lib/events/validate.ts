@@ -16,7 +16,10 @@ export const MAX_LABEL_LENGTH = 128
 export const MIN_CLAIM_TTL_S = 1
 export const MAX_CLAIM_TTL_S = 86_400
 
-const ID_PATTERN = /^(feat|trk|spk)-[0-9a-f]{8}$/
+export const MAX_ID_LABEL_LENGTH = 64
+/** What follows `prefix-` in an id: the seed's short labels (feat-123, feat-auth) as well as generated ids (8 hex digits). */
+export const ID_LABEL_PATTERN = `[A-Za-z0-9][A-Za-z0-9_-]{0,${MAX_ID_LABEL_LENGTH - 1}}`
+const ID_PATTERN = new RegExp(`^(${Object.values(ID_PREFIXES).join('|')})-${ID_LABEL_PATTERN}$`)
 const LONE_SURROGATE = /\p{Surrogate}/u
 const LABEL_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:@+-]*$/
 const PREFIX_TO_TYPE: Record<string, ResourceType> = { feat: 'feature', trk: 'track', spk: 'spike' }
@@ -48,11 +51,15 @@ export function resourceTypeOf (id: string): ResourceType {
 
 export function validateId (value: unknown, field: string, expected?: ResourceType): string {
   const prefixes = expected === undefined ? Object.values(ID_PREFIXES) : [ID_PREFIXES[expected]]
-  const shape = prefixes.map(p => `${p}-xxxxxxxx`).join(' or ')
   if (!isResourceId(value) || (expected !== undefined && resourceTypeOf(value) !== expected)) {
-    throw new CrosscastError('INVALID_ID', `${field} must be ${shape} (8 lowercase hex digits), got ${describe(value)}`, { field, allowed: prefixes.map(p => `${p}-xxxxxxxx`) })
+    throw new CrosscastError('INVALID_ID', `${field} must be ${idShape(prefixes)}, got ${describe(value)}`, { field, allowed: prefixes.map(p => `${p}-<label>`) })
   }
   return value
+}
+
+/** The one wording of the id rule, for every error that refuses an id. */
+export function idShape (prefixes: readonly string[] = Object.values(ID_PREFIXES)): string {
+  return `${prefixes.map(p => `${p}-`).join(', ').replace(/, ([^,]*)$/, ' or $1')} followed by 1 to ${MAX_ID_LABEL_LENGTH} letters, digits, _ or - (starting with a letter or digit), e.g. ${prefixes[0]}-123`
 }
 
 /** Agent ids and session ids: short printable labels, safe in headers, file names and SQL. */

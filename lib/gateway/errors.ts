@@ -3,7 +3,8 @@
 // JSON parsing, body size, unknown route), so clients branch on `code` only.
 
 import { CrosscastError, ERROR_CODES, type ErrorCode } from '../errors.ts'
-import { STATUSES, LINK_TYPES } from '../events/types.ts'
+import { STATUSES, LINK_TYPES, EVENT_TYPES } from '../events/types.ts'
+import { idShape } from '../events/validate.ts'
 
 export interface ErrorBody {
   code: ErrorCode
@@ -55,6 +56,7 @@ function vocabularyError (field: string): { code: ErrorCode, allowed: readonly s
   const leaf = field.split('.').pop() ?? ''
   if (leaf === 'status' || leaf === 'new_status' || leaf === 'old_status') return { code: 'INVALID_STATUS', allowed: STATUSES }
   if (leaf === 'link_type') return { code: 'INVALID_LINK_TYPE', allowed: LINK_TYPES }
+  if (leaf === 'type' || leaf === 'event_type') return { code: 'INVALID_EVENT_TYPE', allowed: EVENT_TYPES }
   return null
 }
 
@@ -72,21 +74,29 @@ function fromValidation (err: FastifyLikeError): HttpError {
   if (first.keyword === 'required') {
     return { status: 400, body: { code: 'MISSING_FIELD', message: `${where} field ${field} is required`, field } }
   }
+  // An empty required text ("title": "") is missing, as the SDK says for the same value.
+  if (first.keyword === 'minLength' && first.params.limit === 1 && context === 'body') {
+    return { status: 400, body: { code: 'MISSING_FIELD', message: `${where} field ${field} must not be empty`, field } }
+  }
   if (first.keyword === 'additionalProperties') {
-    return { status: 400, body: { code: 'INVALID_FIELD', message: `${where} field ${field} is not accepted by this route`, field } }
+    return { status: 400, body: { code: context === 'querystring' ? 'INVALID_OPTION' : 'INVALID_FIELD', message: `${where} ${field} is not accepted by this route`, field } }
   }
   const allowedValues = first.params.allowedValues
   if (first.keyword === 'enum' && Array.isArray(allowedValues)) {
     const allowed = allowedValues.map(String)
     const vocabulary = vocabularyError(field)
-    const code = vocabulary?.code ?? 'INVALID_FIELD'
+    const code = vocabulary?.code ?? (context === 'querystring' ? 'INVALID_OPTION' : 'INVALID_FIELD')
     return { status: 400, body: { code, message: `${field} must be one of ${allowed.join(', ')}`, field, allowed } }
   }
   if (first.keyword === 'pattern' && /(^|\.)(id|feature_id|linked_feature_id|resource_id|track_id|track)$/.test(field)) {
-    return { status: 400, body: { code: 'INVALID_ID', message: `${field} must be a resource id like feat-xxxxxxxx, trk-xxxxxxxx or spk-xxxxxxxx (8 lowercase hex digits)`, field } }
+    return { status: 400, body: { code: 'INVALID_ID', message: `${field} must be ${idShape()}`, field } }
   }
   if (context === 'querystring' && (field === 'since' || field === 'cursor')) {
     return { status: 400, body: { code: 'INVALID_CURSOR', message: `${field} must be a non-negative integer`, field } }
+  }
+  // A query parameter is an option of the read, like a CLI flag.
+  if (context === 'querystring') {
+    return { status: 400, body: { code: 'INVALID_OPTION', message: `${where} ${field} ${first.message ?? 'is invalid'}`, field } }
   }
   return { status: 400, body: { code: 'INVALID_FIELD', message: `${where} field ${field} ${first.message ?? 'is invalid'}`, field } }
 }

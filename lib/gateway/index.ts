@@ -16,6 +16,7 @@ import { registerClaimRoutes } from './routes-claims.ts'
 import { registerStatic } from './static.ts'
 import { openApiDocument, type RouteDoc } from './openapi.ts'
 import { typeboxValidatorCompiler } from './validation.ts'
+import { describePortHolder } from './port-holder.ts'
 import { silentLogger, toFastifyLogger, redactUrl, type Logger } from './logger.ts'
 import type { GatewayContext } from './context.ts'
 import { GatewaySessions, DEFAULT_MAX_SESSIONS, DEFAULT_SESSION_IDLE_MS } from './sessions.ts'
@@ -87,6 +88,19 @@ function checkOptions (opts: GatewayOptions): void {
   }
 }
 
+/** A port someone else holds is the caller's to fix: say which port and what to do. */
+function listenError (err: unknown, host: string, port: number): unknown {
+  const code = (err as NodeJS.ErrnoException).code
+  if (code === 'EADDRINUSE') {
+    const holder = describePortHolder(port)
+    return new CrosscastError('INVALID_OPTION', `port ${port} on ${host} is already in use by another process${holder === null ? '' : `: ${holder}`}; stop it or choose another port (crosscast serve --port <n>; 0 picks a free one)`, { field: 'port', cause: err })
+  }
+  if (code === 'EACCES' || code === 'EADDRNOTAVAIL') {
+    return new CrosscastError('INVALID_OPTION', `cannot listen on ${host}:${port} (${code === 'EACCES' ? 'ports below 1024 need privileges' : 'no such address on this machine'}); choose another host or port`, { field: code === 'EACCES' ? 'port' : 'host', cause: err })
+  }
+  return err
+}
+
 function digest (value: string): Buffer {
   return createHash('sha256').update(value).digest()
 }
@@ -142,6 +156,13 @@ export async function createGateway (cc: Crosscast, opts: GatewayOptions = {}): 
   app.setValidatorCompiler(typeboxValidatorCompiler)
   // Without a text/plain parser a cross-site "simple" POST cannot reach a route: 415.
   app.removeContentTypeParser('text/plain')
+  // Clients send the same headers on every call: a DELETE with Content-Type: application/json and no body is fine.
+  const parseJson = app.getDefaultJsonParser('error', 'error')
+  app.removeContentTypeParser('application/json')
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
+    if (body.length === 0 && req.method === 'DELETE') done(null, undefined)
+    else parseJson(req, body as string, done)
+  })
   app.addHook('onRoute', (route) => {
     const methods = Array.isArray(route.method) ? route.method : [route.method]
     const schema = route.schema as (RouteDoc['schema'] & { hide?: boolean, summary?: string }) | undefined
@@ -252,7 +273,13 @@ export async function createGateway (cc: Crosscast, opts: GatewayOptions = {}): 
   registerStatic(app)
   app.get('/docs/json', { schema: { summary: 'this OpenAPI document' } as FastifySchema }, async () => openApiDocument(routes, { title: 'crosscast gateway', version: '1' }))
 
-  await app.listen({ host, port: opts.port ?? DEFAULT_PORT })
+  try {
+    await app.listen({ host, port: opts.port ?? DEFAULT_PORT })
+  } catch (err) {
+    hub.close()
+    await app.close()
+    throw listenError(err, host, opts.port ?? DEFAULT_PORT)
+  }
   const bound = app.server.address()
   const port = typeof bound === 'object' && bound !== null ? bound.port : opts.port ?? DEFAULT_PORT
   const urlHost = isIP(host) === 6 ? `[${host}]` : host

@@ -54,12 +54,17 @@ export function registerWriteRoutes (app: FastifyInstance, ctx: GatewayContext):
   })
 
   app.post('/api/broadcast/features/:id', {
-    schema: writeSchema('update a feature (feature_updated, plus status_changed when the status moves)', { params: FeatureParams, body: FeatureUpdateBody }),
+    schema: writeSchema('update a feature (feature_updated, plus status_changed when the status moves); on an id that does not exist yet, create it (feature_created; title required), as the seed\'s "Update Feature" request expects', { params: FeatureParams, body: FeatureUpdateBody }),
     preValidation
   }, async (req) => {
     const { id } = (req as FastifyRequest & IdRequest).params
     const body = req.body as Record<string, unknown>
-    const current = await existingFeature(id)
+    const current = await cc.features.get(id)
+    if (current === null) {
+      if (body.title === undefined) throw new CrosscastError('MISSING_FIELD', `feature ${id} does not exist yet: title is required to create it`, { field: 'title' })
+      const payload = { status: 'todo', ...pick(body, FEATURE_FIELDS) }
+      return await writeResult(ctx, await writeAs(ctx, writer(req), [{ event_type: 'feature_created', resource_id: id, payload } as EventDraft]), id)
+    }
     const drafts: EventDraft[] = [{ event_type: 'feature_updated', resource_id: id, payload: pick(body, FEATURE_FIELDS) } as EventDraft]
     if (body.status !== undefined && body.status !== current.status) {
       drafts.push({ event_type: 'status_changed', resource_id: id, payload: { old_status: current.status as Status, new_status: body.status as Status } })
@@ -68,14 +73,15 @@ export function registerWriteRoutes (app: FastifyInstance, ctx: GatewayContext):
   })
 
   app.post('/api/broadcast/features/:id/status', {
-    schema: writeSchema('change a feature\'s status (status_changed)', { params: FeatureParams, body: StatusBody }),
+    schema: writeSchema('change a feature\'s status (status_changed); the response carries old_status and new_status', { params: FeatureParams, body: StatusBody }),
     preValidation
   }, async (req) => {
     const { id } = (req as FastifyRequest & IdRequest).params
     const { new_status: newStatus } = req.body as { new_status: Status }
     const current = await existingFeature(id)
-    const events = await writeAs(ctx, writer(req), [{ event_type: 'status_changed', resource_id: id, payload: { old_status: current.status as Status, new_status: newStatus } }])
-    return await writeResult(ctx, events, id)
+    const change = { old_status: current.status as Status, new_status: newStatus }
+    const events = await writeAs(ctx, writer(req), [{ event_type: 'status_changed', resource_id: id, payload: change }])
+    return { ...await writeResult(ctx, events, id), ...change }
   })
 
   app.post('/api/broadcast/features/:id/links', {

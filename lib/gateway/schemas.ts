@@ -3,15 +3,14 @@
 
 import { Type } from 'typebox'
 import { STATUSES, LINK_TYPES, PRIORITIES, EVENT_TYPES, RESOURCE_TYPES } from '../events/types.ts'
-import { MAX_TITLE_LENGTH, MAX_TAGS, MAX_TAG_LENGTH, MAX_LABEL_LENGTH, MIN_CLAIM_TTL_S, MAX_CLAIM_TTL_S } from '../events/validate.ts'
+import { MAX_TITLE_LENGTH, MAX_TAGS, MAX_TAG_LENGTH, MAX_LABEL_LENGTH, MIN_CLAIM_TTL_S, MAX_CLAIM_TTL_S, ID_LABEL_PATTERN, idShape } from '../events/validate.ts'
 
 const LABEL_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._:@+-]*$'
-const HEX8 = '[0-9a-f]{8}'
 
-export const FeatureId = Type.String({ pattern: `^feat-${HEX8}$`, description: 'feat- followed by 8 lowercase hex digits' })
-export const TrackId = Type.String({ pattern: `^trk-${HEX8}$`, description: 'trk- followed by 8 lowercase hex digits' })
-export const SpikeId = Type.String({ pattern: `^spk-${HEX8}$`, description: 'spk- followed by 8 lowercase hex digits' })
-export const AnyResourceId = Type.String({ pattern: `^(feat|trk|spk)-${HEX8}$` })
+export const FeatureId = Type.String({ pattern: `^feat-${ID_LABEL_PATTERN}$`, description: idShape(['feat']) })
+export const TrackId = Type.String({ pattern: `^trk-${ID_LABEL_PATTERN}$`, description: idShape(['trk']) })
+export const SpikeId = Type.String({ pattern: `^spk-${ID_LABEL_PATTERN}$`, description: idShape(['spk']) })
+export const AnyResourceId = Type.String({ pattern: `^(feat|trk|spk)-${ID_LABEL_PATTERN}$`, description: idShape() })
 
 export const Status = Type.Enum([...STATUSES], { description: 'feature status' })
 export const LinkType = Type.Enum([...LINK_TYPES])
@@ -45,7 +44,9 @@ export const WriteResponse = Type.Object({
   clients_notified: Type.Integer({ description: 'WebSocket clients the event was sent to' }),
   timestamp: Type.String(),
   resource_id: Type.String(),
-  event_ids: Type.Array(Type.String({ description: 'every event the request wrote, in one block' }))
+  event_ids: Type.Array(Type.String({ description: 'every event the request wrote, in one block' })),
+  old_status: Type.Optional(Type.Union([Status, Type.Null()], { description: 'status route: the status before the change (null when the feature had none)' })),
+  new_status: Type.Optional(Status)
 })
 
 export const BatchResponse = Type.Object({

@@ -30,6 +30,7 @@ import { WriterRegistry, lastBlockHlc, type KnownWriter, type WriterFeed } from 
 import { WriterStore } from './writer-store.ts'
 import { LruMap } from './bounded.ts'
 import { NodeNetwork, type PeerStatus, type RejectedPeer } from './network.ts'
+import { recordOwner, describeOwner, clearOwner } from './owner.ts'
 import type { Duplex } from 'node:stream'
 import type NoiseSecretStream from '@hyperswarm/secret-stream'
 
@@ -264,13 +265,15 @@ export class Crosscast extends EventEmitter implements Writer {
       await store.close().catch(() => {})
       const message = (err as Error).message ?? ''
       if (/lock/i.test(message)) {
-        throw new CrosscastError('STORAGE_LOCKED', `storage ${options.storage} is open in another process; use another storage directory per process`, { field: 'storage', cause: err })
+        const holder = await describeOwner(options.storage)
+        throw new CrosscastError('STORAGE_LOCKED', `storage ${options.storage} is open in another process${holder === null ? '' : `: ${holder}`}; stop that process or use another storage directory`, { field: 'storage', cause: err })
       }
       throw err
     }
     let db: Database | null = null
     let writers: WriterStore | null = null
     try {
+      await recordOwner(options.storage)
       writers = await WriterStore.open(options.storage, options.logger)
       db = new BetterSqlite3(join(options.storage, 'crosscast.db'))
       configure(db)
@@ -603,6 +606,7 @@ export class Crosscast extends EventEmitter implements Writer {
     await this.registry.drainAll()
     await this.registry.close()
     this.hub.close()
+    await clearOwner(this.options.storage)
     await this.store.close()
     this.db.close()
     this.emit('close')

@@ -209,7 +209,7 @@ export class FeatureCollection {
   private readonly writer: Writer
   constructor (writer: Writer) { this.writer = writer }
 
-  /** Starts a new feature; pass `id` to choose it (feat- and 8 hex digits). */
+  /** Starts a new feature; pass `id` to choose it (feat- and a label, e.g. feat-123; otherwise feat- and 8 random hex digits). */
   create (title: string, opts: { id?: string } = {}): FeatureBuilder {
     return new FeatureBuilder(this.writer, title, opts.id)
   }
@@ -371,7 +371,7 @@ class ItemCollection<T, B extends ItemBuilder<T>> {
     this.builder = builder
   }
 
-  /** Starts a new item; pass `id` to choose it (trk-/spk- and 8 hex digits), or to upsert an existing one. */
+  /** Starts a new item; pass `id` to choose it (trk-/spk- and a label, e.g. trk-123), or to upsert an existing one. */
   create (title: string, opts: { id?: string } = {}): B {
     const id = opts.id === undefined ? newResourceId(this.type) : validateId(opts.id, 'id', this.type)
     return this.builder(this.writer, id, title, (i) => this.read(this.writer.state, i))

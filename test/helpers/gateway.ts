@@ -5,6 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
+import { createServer, type AddressInfo } from 'node:net'
 import WebSocket from 'ws'
 import type { Assert } from 'brittle'
 import { Crosscast } from '../../lib/index.ts'
@@ -187,4 +188,13 @@ export async function spawnServe (t: Pick<Assert, 'teardown'>, args: string[], e
     child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`crosscast serve exited with ${code}: ${stderr}`)) })
   })
   return { child, url, lines, exited }
+}
+
+/** A port nothing listens on right now, for a child process that must be told its port up front. */
+export async function freePort (): Promise<number> {
+  const server = createServer()
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as AddressInfo
+  await new Promise(resolve => server.close(resolve))
+  return port
 }
