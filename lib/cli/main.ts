@@ -1,8 +1,9 @@
 #!/usr/bin/env node
-// The crosscast command line: serve, tail, events, status, reindex, bootstrap.
+// The crosscast command line: serve, tail, events, status, reindex, bootstrap,
+// and the agent commands (MCP server, work items, hook, set-up).
 
 import { Command, Option } from 'commander'
-import { Crosscast } from '../index.ts'
+import type { Crosscast } from '../index.ts'
 import { CrosscastError, isCrosscastError } from '../errors.ts'
 import { EVENT_TYPES, type BroadcastEvent, type EventType } from '../events/types.ts'
 import { validateEventType, validateId } from '../events/validate.ts'
@@ -13,6 +14,8 @@ import BetterSqlite3 from 'better-sqlite3'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { registerServe } from './serve.ts'
+import { registerItemCommands } from './items.ts'
+import { registerAgentCommands } from './agents.ts'
 
 const program = new Command()
 program
@@ -27,6 +30,8 @@ program
  */
 async function openOffline (storage: string): Promise<Crosscast> {
   const existing = (await new WriterFile(storage).read()).find(w => w.local)
+  // Loaded here, not at the top: hooks and reads through a running node must start fast.
+  const { Crosscast } = await import('../index.ts')
   return await Crosscast.open({ storage, sessionId: existing?.sessionId ?? 'cli', agent: existing?.agentId ?? 'cli', swarm: false, lan: false })
 }
 
@@ -174,6 +179,8 @@ program.command('tail')
 
 registerServe(program)
 registerBootstrap(program)
+registerItemCommands(program)
+registerAgentCommands(program)
 
 /** The database alone, read-only: usable while another process has the storage open. */
 function openReadOnly (storage: string): { db: InstanceType<typeof BetterSqlite3>, page: (filter: { type?: EventType, resourceId?: string }, since: number, limit: number) => BroadcastEvent[], lastCursor: () => number, close: () => void } {
