@@ -6,6 +6,8 @@ import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
 import type { Assert } from 'brittle'
 
 export const CLI = fileURLToPath(new URL('../../lib/cli/main.ts', import.meta.url))
+/** tsx by absolute URL: a child started in another directory (a test project) must still find it. */
+export const TSX = import.meta.resolve('tsx')
 
 export interface McpProcess {
   client: Client
@@ -21,7 +23,7 @@ export interface McpProcess {
 export async function spawnMcp (t: Pick<Assert, 'teardown'>, opts: { args?: string[], env?: Record<string, string>, cwd?: string }): Promise<McpProcess> {
   const transport = new StdioClientTransport({
     command: process.execPath,
-    args: ['--import', 'tsx', CLI, 'mcp', ...(opts.args ?? [])],
+    args: ['--import', TSX, CLI, 'mcp', ...(opts.args ?? [])],
     env: { ...process.env as Record<string, string>, ...opts.env },
     cwd: opts.cwd,
     stderr: 'pipe'
