@@ -3,7 +3,7 @@
 // new failure mode means a new row here, documented in README "Error codes".
 
 export const ERROR_CODES = {
-  INVALID_EVENT_TYPE: { status: 400, description: 'event_type is not one of the eight event types' },
+  INVALID_EVENT_TYPE: { status: 400, description: 'event_type is not one of the ten event types (the seed eight, claim_added, claim_released)' },
   INVALID_STATUS: { status: 400, description: 'status is not one of todo, in_progress, blocked, done' },
   INVALID_LINK_TYPE: { status: 400, description: 'link_type is not one of depends_on, blocks, related' },
   INVALID_ID: { status: 400, description: 'a resource id does not match its prefix and 8 hex digits (feat-, trk-, spk-)' },
@@ -31,12 +31,15 @@ export interface CrosscastErrorDetails {
   field?: string
   allowed?: readonly string[]
   cause?: unknown
+  /** CONFLICT: the item as it is now, so the caller can merge and retry without another read. */
+  current?: unknown
 }
 
 export class CrosscastError extends Error {
   readonly code: ErrorCode
   readonly field: string | undefined
   readonly allowed: readonly string[] | undefined
+  readonly current: unknown
 
   constructor (code: ErrorCode, message: string, details: CrosscastErrorDetails = {}) {
     super(message, details.cause === undefined ? undefined : { cause: details.cause })
@@ -44,16 +47,18 @@ export class CrosscastError extends Error {
     this.code = code
     this.field = details.field
     this.allowed = details.allowed
+    this.current = details.current
   }
 
   get httpStatus (): number {
     return ERROR_CODES[this.code].status
   }
 
-  toJSON (): { code: ErrorCode, message: string, field?: string, allowed?: readonly string[] } {
-    const body: { code: ErrorCode, message: string, field?: string, allowed?: readonly string[] } = { code: this.code, message: this.message }
+  toJSON (): { code: ErrorCode, message: string, field?: string, allowed?: readonly string[], current?: unknown } {
+    const body: { code: ErrorCode, message: string, field?: string, allowed?: readonly string[], current?: unknown } = { code: this.code, message: this.message }
     if (this.field !== undefined) body.field = this.field
     if (this.allowed !== undefined) body.allowed = this.allowed
+    if (this.current !== undefined) body.current = this.current
     return body
   }
 }

@@ -3,7 +3,9 @@
 
 export { Crosscast, CrosscastSession, type NodeStatus, type WriterStatus, type ListEventsQuery } from './sdk/crosscast.ts'
 export type { CrosscastOptions, BootstrapNode } from './sdk/options.ts'
-export { Feature, FeatureBuilder, FeatureCollection, Track, TrackBuilder, TrackCollection, Spike, SpikeBuilder, SpikeCollection } from './sdk/resources.ts'
+export { Feature, FeatureBuilder, FeatureCollection, Track, TrackBuilder, TrackCollection, Spike, SpikeBuilder, SpikeCollection, type SaveOptions } from './sdk/resources.ts'
+export type { PresenceEntry } from './presence/presence.ts'
+export { DEFAULT_CLAIM_TTL_S, type ClaimHolder, type ClaimOptions, type ClaimResult, type ClaimLost } from './sdk/claims.ts'
 export type { FeatureRecord, TrackRecord, SpikeRecord, LinkRecord, CommentRecord, ConflictRecord } from './sdk/state.ts'
 export type { PeerStatus } from './sdk/network.ts'
 export { CrosscastError, ERROR_CODES, isCrosscastError, type ErrorCode } from './errors.ts'

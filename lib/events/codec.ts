@@ -2,7 +2,7 @@
 // one session (group commit). Blocks from peers are untrusted: decode checks
 // every byte and every field, and throws DECODE_FAILED rather than guessing.
 //
-// block   = version:uint8 (1) · session_id:string · count:uint · event*count
+// block   = version:uint8 (1 or 2) · session_id:string · count:uint · event*count
 // event   = type:uint8 · flags:uint8 · resource:(prefix:uint8 · uint32) · agent_id:string
 //           · hlc:uint · [parent:fixed16 if flags&1] · payload:buffer (JSON, raw-deflated if flags&2)
 
@@ -12,7 +12,16 @@ import { CrosscastError } from '../errors.ts'
 import { EVENT_TYPES, type WireEvent, type EventType } from './types.ts'
 import { validatePayload, validateLabel, DEFAULT_MAX_PAYLOAD_BYTES } from './validate.ts'
 
-export const BLOCK_VERSION = 1
+/**
+ * The newest block version this crosscast writes and reads. Version 2 added
+ * claim_added and claim_released (event types 8 and 9) and nothing else, so a
+ * block is written as version 1 unless it holds a claim event: older peers keep
+ * reading every block they can understand, and a version-1 block can never
+ * carry a type that did not exist then.
+ */
+export const BLOCK_VERSION = 2
+/** Event types a block of each version may hold (an index bound into EVENT_TYPES). */
+const TYPES_IN_VERSION: Record<number, number> = { 1: 8, 2: 10 }
 /** Payloads at least this big are compressed; smaller ones would not shrink enough to pay for it. */
 export const COMPRESS_THRESHOLD = 1024
 /** A block holds at most this many events; the writer's cap is lower, this one bounds what a peer can make us allocate. */
@@ -62,8 +71,9 @@ function prepare (event: WireEvent): EncodedEvent {
 /** Encodes events that were already validated by the writer. */
 export function encodeBlock (sessionId: string, events: WireEvent[]): Buffer {
   const prepared = events.map(prepare)
+  const version = prepared.every(e => e.type < TYPES_IN_VERSION[1]) ? 1 : BLOCK_VERSION
   const state = c.state()
-  c.uint8.preencode(state, BLOCK_VERSION)
+  c.uint8.preencode(state, version)
   c.string.preencode(state, sessionId)
   c.uint.preencode(state, prepared.length)
   for (const e of prepared) {
@@ -74,7 +84,7 @@ export function encodeBlock (sessionId: string, events: WireEvent[]): Buffer {
     c.buffer.preencode(state, e.payload)
   }
   state.buffer = Buffer.allocUnsafe(state.end)
-  c.uint8.encode(state, BLOCK_VERSION)
+  c.uint8.encode(state, version)
   c.string.encode(state, sessionId)
   c.uint.encode(state, prepared.length)
   for (const e of prepared) {
@@ -102,7 +112,8 @@ export function decodeBlock (block: Uint8Array, maxPayloadBytes = DEFAULT_MAX_PA
   const state = c.state(0, block.byteLength, block)
   try {
     const version = c.uint8.decode(state)
-    if (version !== BLOCK_VERSION) fail(`unknown version ${version} (this crosscast reads version ${BLOCK_VERSION})`)
+    const typeCount = TYPES_IN_VERSION[version]
+    if (typeCount === undefined) fail(`unknown version ${version} (this crosscast reads versions 1 to ${BLOCK_VERSION})`)
     const sessionId = validateLabel(c.string.decode(state), 'session_id')
     const count = c.uint.decode(state)
     if (count < 1 || count > MAX_EVENTS_PER_BLOCK) fail(`event count ${count} outside 1..${MAX_EVENTS_PER_BLOCK}`)
@@ -112,7 +123,7 @@ export function decodeBlock (block: Uint8Array, maxPayloadBytes = DEFAULT_MAX_PA
       const flags = c.uint8.decode(state)
       const prefix = c.uint8.decode(state)
       const suffix = c.uint32.decode(state)
-      if (type >= EVENT_TYPES.length) fail(`unknown event type ${type}`)
+      if (type >= typeCount) fail(`unknown event type ${type} in a version ${version} block`)
       if ((flags & ~KNOWN_FLAGS) !== 0) fail(`unknown flags ${flags}`)
       if (prefix >= ID_PREFIXES.length) fail(`unknown id prefix ${prefix}`)
       const agent = validateLabel(c.string.decode(state), 'agent_id')

@@ -1,6 +1,9 @@
-// The product contract's vocabulary (seed document): eight event types, their
-// payloads, statuses, link types and id formats. Everything else builds on it.
+// The product contract's vocabulary (seed document): its eight event types plus
+// crosscast's claims, their payloads, statuses, link types and id formats.
+// Everything else builds on it.
 
+// The order is the wire: an event's type travels as its index here, so new
+// types are only ever appended (see BLOCK_VERSION in codec.ts).
 export const EVENT_TYPES = [
   'feature_created',
   'feature_updated',
@@ -9,7 +12,9 @@ export const EVENT_TYPES = [
   'spike_updated',
   'status_changed',
   'link_added',
-  'comment_added'
+  'comment_added',
+  'claim_added',
+  'claim_released'
 ] as const
 export type EventType = typeof EVENT_TYPES[number]
 
@@ -49,6 +54,10 @@ export interface SpikeUpdatedPayload { title?: string, findings?: string }
 export interface StatusChangedPayload { old_status: Status | null, new_status: Status }
 export interface LinkAddedPayload { linked_feature_id: string, link_type: LinkType }
 export interface CommentAddedPayload { comment_text: string, author: string }
+/** The writing session claims the item for ttl_s seconds from the event's clock; a new claim_added by the same session renews it. */
+export interface ClaimAddedPayload { ttl_s: number }
+/** The writing session gives up its claim on the item. */
+export type ClaimReleasedPayload = Record<string, never>
 
 export interface PayloadByType {
   feature_created: FeatureCreatedPayload
@@ -59,6 +68,8 @@ export interface PayloadByType {
   status_changed: StatusChangedPayload
   link_added: LinkAddedPayload
   comment_added: CommentAddedPayload
+  claim_added: ClaimAddedPayload
+  claim_released: ClaimReleasedPayload
 }
 export type AnyPayload = PayloadByType[EventType]
 

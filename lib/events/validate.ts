@@ -12,6 +12,9 @@ export const MAX_TITLE_LENGTH = 512
 export const MAX_TAGS = 64
 export const MAX_TAG_LENGTH = 64
 export const MAX_LABEL_LENGTH = 128
+/** Claims last from 1 second to 1 day; a longer hold is a renewal away. */
+export const MIN_CLAIM_TTL_S = 1
+export const MAX_CLAIM_TTL_S = 86_400
 
 const ID_PATTERN = /^(feat|trk|spk)-[0-9a-f]{8}$/
 const LONE_SURROGATE = /\p{Surrogate}/u
@@ -26,7 +29,9 @@ const EVENT_RESOURCE_TYPE: Record<EventType, ResourceType | null> = {
   link_added: 'feature',
   track_updated: 'track',
   spike_updated: 'spike',
-  comment_added: null // any resource can be commented on
+  comment_added: null, // any resource can be commented on
+  claim_added: null, // and claimed
+  claim_released: null
 }
 
 function list (values: readonly string[]): string {
@@ -75,6 +80,14 @@ export function validateStatus (value: unknown, field = 'status'): Status {
 export function validateLinkType (value: unknown, field = 'link_type'): string {
   if (typeof value !== 'string' || !(LINK_TYPES as readonly string[]).includes(value)) {
     throw new CrosscastError('INVALID_LINK_TYPE', `${field} must be one of ${list(LINK_TYPES)}, got ${describe(value)}`, { field, allowed: LINK_TYPES })
+  }
+  return value
+}
+
+export function validateClaimTtl (value: unknown, field: string): number {
+  if (value === undefined || value === null) throw new CrosscastError('MISSING_FIELD', `${field} is required`, { field })
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < MIN_CLAIM_TTL_S || value > MAX_CLAIM_TTL_S) {
+    throw new CrosscastError('INVALID_FIELD', `${field} must be an integer number of seconds from ${MIN_CLAIM_TTL_S} to ${MAX_CLAIM_TTL_S}, got ${describe(value)}`, { field })
   }
   return value
 }
@@ -131,7 +144,9 @@ const ALLOWED_FIELDS: Record<EventType, readonly string[]> = {
   spike_updated: ['title', 'findings'],
   status_changed: ['old_status', 'new_status'],
   link_added: ['linked_feature_id', 'link_type'],
-  comment_added: ['comment_text', 'author']
+  comment_added: ['comment_text', 'author'],
+  claim_added: ['ttl_s'],
+  claim_released: []
 }
 
 function featureFields (p: Record<string, unknown>, out: Record<string, unknown>, creating: boolean): void {
@@ -195,6 +210,11 @@ export function validatePayload (eventType: EventType, resourceId: string, paylo
     case 'comment_added':
       out.comment_text = text(p.comment_text, 'payload.comment_text', { required: true })
       out.author = text(p.author, 'payload.author', { required: true, max: MAX_LABEL_LENGTH })
+      break
+    case 'claim_added':
+      out.ttl_s = validateClaimTtl(p.ttl_s, 'payload.ttl_s')
+      break
+    case 'claim_released':
       break
   }
   const bytes = Buffer.byteLength(JSON.stringify(out))

@@ -10,6 +10,8 @@ export interface ErrorBody {
   message: string
   field?: string
   allowed?: readonly string[]
+  /** CONFLICT: the item as it is now. */
+  current?: unknown
 }
 
 export interface HttpError { status: number, body: ErrorBody }

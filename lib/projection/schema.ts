@@ -27,6 +27,8 @@ const STATEMENTS = [
   'CREATE INDEX IF NOT EXISTS idx_broadcast_resource ON broadcast_events(resource_id)',
   // Concurrency detection looks up siblings: events that share a parent.
   'CREATE INDEX IF NOT EXISTS idx_broadcast_parent ON broadcast_events(parent) WHERE parent IS NOT NULL',
+  // Which items may hold a live claim (recent claim_added events), without a scan of the trail.
+  "CREATE INDEX IF NOT EXISTS idx_broadcast_claims ON broadcast_events(hlc) WHERE event_type = 'claim_added'",
   `CREATE TABLE IF NOT EXISTS features (
     id TEXT PRIMARY KEY,
     title TEXT,

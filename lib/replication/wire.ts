@@ -36,7 +36,7 @@ export function isValidWriterInfo (info: unknown): info is WriterInfo {
   return Buffer.isBuffer(key) && key.byteLength === 32 && isLabel(sessionId) && isLabel(agentId)
 }
 
-function isLabel (value: unknown): boolean {
+export function isLabel (value: unknown): boolean {
   try {
     validateLabel(value, 'label')
     return true

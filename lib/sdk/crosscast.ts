@@ -21,7 +21,10 @@ import { compileFilter, validateFilter, type SubscriptionFilter } from '../subsc
 import { childLogger, type Logger } from '../logger.ts'
 import { resolveOptions, type CrosscastOptions, type ResolvedOptions } from './options.ts'
 import { StateReader, type ConflictRecord } from './state.ts'
-import { FeatureCollection, TrackCollection, SpikeCollection, type Writer } from './resources.ts'
+import { Feature, FeatureCollection, TrackCollection, SpikeCollection, type Writer } from './resources.ts'
+import { ClaimManager, type ClaimOptions, type ClaimResult, type ClaimHolder } from './claims.ts'
+import { nodePresence, type PresenceEntry } from './presence.ts'
+import type { Presence } from '../presence/presence.ts'
 import { WriterFile, WriterFeed, type KnownWriter } from './writers.ts'
 import { NodeNetwork, type PeerStatus } from './network.ts'
 import type { Duplex } from 'node:stream'
@@ -97,6 +100,15 @@ export class CrosscastSession implements Writer {
     return this.node.state
   }
 
+  /** Claims an item for this session (see Crosscast#claim). */
+  claim (id: string, opts: ClaimOptions = {}): Promise<ClaimResult> {
+    return this.node._claims.claim(this, id, opts)
+  }
+
+  release (id: string): Promise<void> {
+    return this.node._claims.release(this, id)
+  }
+
   /**
    * Validates every draft first (nothing is written if one is bad), then writes
    * them in ONE block; resolves once they are durable and projected.
@@ -163,6 +175,48 @@ export class Crosscast extends EventEmitter implements Writer {
       onObserve: (event) => this.observe(event)
     })
     this.hub = new SubscriptionHub(this.reader, () => this.projector.lastCursor, this.logger)
+    this._claims = new ClaimManager(this)
+  }
+
+  /** @internal */
+  readonly _claims: ClaimManager
+
+  /**
+   * Claims an item (any feature, track or spike) for this node's session.
+   * Rejects with CLAIMED, naming the holder, when another session's live claim
+   * is known here. Claims made apart resolve to the same winner on every peer
+   * (the earliest); the other session's node emits `claim-lost`.
+   */
+  claim (id: string, opts: ClaimOptions = {}): Promise<ClaimResult> {
+    return this.defaultSession.claim(id, opts)
+  }
+
+  /** Gives up this session's claim on the item (no-op when it holds none). */
+  release (id: string): Promise<void> {
+    return this.defaultSession.release(id)
+  }
+
+  /** Who holds a live claim on the item, as this node knows now. */
+  claimOf (id: string): ClaimHolder | null {
+    return this._claims.holder(id)
+  }
+
+  /** @internal */
+  _presence: Presence | null = null
+
+  /** Sessions online now (this node's first), with the items each holds; `presence` is emitted when it changes. */
+  presence (): PresenceEntry[] {
+    return this._presence?.entries() ?? []
+  }
+
+  /** @internal a connection passed the room handshake */
+  _peerAuthenticated (stream: NoiseSecretStream): void {
+    this._presence?.attach(stream)
+  }
+
+  /** Todo features whose dependencies are done and that no live claim holds, by priority then age. */
+  ready (opts: { limit?: number } = {}): Feature[] {
+    return this._claims.ready(opts).map(record => new Feature(this.defaultSession, record))
   }
 
   /** Opens (or creates) a node. Never waits on the network: discovery starts in the background. */
@@ -205,6 +259,7 @@ export class Crosscast extends EventEmitter implements Writer {
     this.defaultSession = await this.session({ sessionId: this.options.sessionId, agent: this.options.agent })
     // Catch up what earlier runs left unprojected (a crash between append and commit).
     await Promise.all([...this.feeds.values()].map(feed => feed.drain()))
+    this._presence = nodePresence(this)
     // Started even with swarm and LAN off: replicate() can still carry the room over any stream.
     {
       this.network = new NodeNetwork(this, this.options, this.logger)
@@ -488,6 +543,8 @@ export class Crosscast extends EventEmitter implements Writer {
 
   private async doClose (): Promise<void> {
     if (this.forkCheck !== null) clearInterval(this.forkCheck)
+    this._claims.close()
+    this._presence?.close()
     await this.network?.close()
     const sessions = await Promise.allSettled(this.sessions.values())
     for (const s of sessions) if (s.status === 'fulfilled') await s.value.log.drained()

@@ -20,6 +20,8 @@ export interface NetworkHost {
   readonly _store: Corestore
   listWriters (): KnownWriter[]
   _addRemoteWriter (info: KnownWriter): Promise<boolean>
+  /** A connection passed the room handshake (presence opens its channel on it). */
+  _peerAuthenticated (stream: NoiseSecretStream): void
 }
 
 export class NodeNetwork {
@@ -47,6 +49,7 @@ export class NodeNetwork {
       addWriter: (info) => this.host._addRemoteWriter({ key: info.key.toString('hex'), sessionId: info.sessionId, agentId: info.agentId, local: false })
     }
     const replicator = new RoomReplicator<PeerConnection>({ directory, authKey: room.authKey, logger: this.logger })
+    replicator.on('authenticated', (conn) => this.host._peerAuthenticated(conn.stream))
     replicator.on('rejected', (conn, reason) => {
       this.rejectedPeers++
       this.logger.warn({ remote: conn.remotePublicKey.toString('hex'), reason }, 'a peer failed the room handshake')

@@ -5,7 +5,7 @@
 import { CrosscastError } from '../errors.ts'
 import type { BroadcastEvent, EventDraft, LinkType, Priority, Status } from '../events/types.ts'
 import { newResourceId } from '../events/ids.ts'
-import { validateId, validateStatus } from '../events/validate.ts'
+import { validateId, validateStatus, resourceTypeOf } from '../events/validate.ts'
 import type { StateReader, FeatureRecord, TrackRecord, SpikeRecord, LinkRecord, CommentRecord } from './state.ts'
 
 export interface Writer {
@@ -17,6 +17,34 @@ export interface Writer {
 
 function notFound (kind: string, id: string): CrosscastError {
   return new CrosscastError('NOT_FOUND', `${kind} ${id} does not exist (or was deleted)`, { field: 'id' })
+}
+
+export interface SaveOptions {
+  /**
+   * Write only if the item's version is still this one (the `version` it was
+   * read with); otherwise reject with CONFLICT carrying the current item.
+   */
+  ifVersion?: string
+}
+
+/**
+ * Checks the version and starts the append in one synchronous step, so no
+ * projected event can slip in between; conditional writes to one item from
+ * this node run one after another.
+ */
+async function appendIfVersion (writer: Writer, id: string, ifVersion: string | undefined, current: () => unknown, drafts: () => EventDraft[]): Promise<BroadcastEvent[]> {
+  if (ifVersion === undefined) return await writer.append(drafts())
+  if (typeof ifVersion !== 'string' || ifVersion.length === 0) throw new CrosscastError('INVALID_FIELD', `ifVersion must be a version string (an item's \`version\`), got ${JSON.stringify(ifVersion)}`, { field: 'ifVersion' })
+  return await writer.state.serialize(id, async () => {
+    const now = writer.state.version(id)
+    if (now === null) throw notFound(resourceTypeOf(id), id)
+    if (now !== ifVersion) throw conflict(id, ifVersion, now, current())
+    return await writer.append(drafts())
+  })
+}
+
+export function conflict (id: string, expected: string, actual: string, current: unknown): CrosscastError {
+  return new CrosscastError('CONFLICT', `${id} changed since version ${expected}: it is now at version ${actual}; re-read it (the current item is attached) and retry`, { field: 'ifVersion', current })
 }
 
 function commentDraft (writer: Writer, resourceId: string, text: string, author?: string): EventDraft {
@@ -35,6 +63,8 @@ export class Feature {
   readonly createdBy: string
   updatedAt: string
   links: LinkRecord[]
+  /** The id of the last event applied to this feature when it was read or saved (see save({ ifVersion })). */
+  version: string
   /** The events the last save() wrote. */
   lastEvents: BroadcastEvent[] = []
   private saved: FeatureRecord
@@ -54,6 +84,7 @@ export class Feature {
     this.createdBy = record.created_by
     this.updatedAt = record.updated_at
     this.links = record.links
+    this.version = record.version
     this.saved = record
   }
 
@@ -74,8 +105,12 @@ export class Feature {
     return this
   }
 
-  /** Writes what changed since the last save: feature_updated, status_changed when the status moved, and queued links, in one block. */
-  async save (): Promise<this> {
+  /**
+   * Writes what changed since the last save: feature_updated, status_changed
+   * when the status moved, and queued links, in one block. With `ifVersion`,
+   * only if nothing changed the feature since that version (else CONFLICT).
+   */
+  async save (opts: SaveOptions = {}): Promise<this> {
     const changes: Record<string, unknown> = {}
     if (this.title !== this.saved.title) changes.title = this.title
     if (this.status !== this.saved.status) changes.status = this.status
@@ -93,7 +128,7 @@ export class Feature {
       this.lastEvents = []
       return this
     }
-    this.lastEvents = await this.writer.append(drafts)
+    this.lastEvents = await appendIfVersion(this.writer, this.id, opts.ifVersion, () => this.writer.state.feature(this.id), () => drafts)
     this.pendingLinks = []
     this.refresh()
     return this
@@ -121,11 +156,12 @@ export class Feature {
     this.trackId = record.track_id
     this.updatedAt = record.updated_at
     this.links = record.links
+    this.version = record.version
     return this
   }
 
   toJSON (): FeatureRecord {
-    return { id: this.id, title: this.title, status: this.status, description: this.description, tags: this.tags, priority: this.priority, track_id: this.trackId, created_at: this.createdAt, created_by: this.createdBy, updated_at: this.updatedAt, links: this.links }
+    return { id: this.id, title: this.title, status: this.status, description: this.description, tags: this.tags, priority: this.priority, track_id: this.trackId, created_at: this.createdAt, created_by: this.createdBy, updated_at: this.updatedAt, links: this.links, version: this.version }
   }
 }
 
@@ -189,9 +225,11 @@ export class FeatureCollection {
 }
 
 /** Tracks and spikes share one shape: a title and one text field, upserted whole or in part. */
-abstract class Item<R extends { id: string, title: string | null, created_at: string, created_by: string, updated_at: string }> {
+abstract class Item<R extends { id: string, title: string | null, created_at: string, created_by: string, updated_at: string, version: string }> {
   readonly id: string
   title: string | null
+  /** The id of the last event applied to this item when it was read or saved (see save({ ifVersion })). */
+  version: string
   lastEvents: BroadcastEvent[] = []
   protected saved: R
   protected readonly writer: Writer
@@ -200,6 +238,7 @@ abstract class Item<R extends { id: string, title: string | null, created_at: st
     this.writer = writer
     this.id = record.id
     this.title = record.title
+    this.version = record.version
     this.saved = record
   }
 
@@ -207,14 +246,16 @@ abstract class Item<R extends { id: string, title: string | null, created_at: st
   protected abstract reload (): R | null
   protected abstract readonly eventType: 'track_updated' | 'spike_updated'
 
-  async save (): Promise<this> {
+  /** Writes what changed since the last save; with `ifVersion`, only if nothing changed the item since that version (else CONFLICT). */
+  async save (opts: SaveOptions = {}): Promise<this> {
     const changes = this.changes()
     if (Object.keys(changes).length === 0) {
       this.lastEvents = []
       return this
     }
-    this.lastEvents = await this.writer.append([{ event_type: this.eventType, resource_id: this.id, payload: changes as never }])
+    this.lastEvents = await appendIfVersion(this.writer, this.id, opts.ifVersion, () => this.reload(), () => [{ event_type: this.eventType, resource_id: this.id, payload: changes as never }])
     this.saved = this.reload() ?? this.saved
+    this.version = this.saved.version
     return this
   }
 
@@ -244,7 +285,7 @@ export class Track extends Item<TrackRecord> {
   }
 
   protected reload (): TrackRecord | null { return this.writer.state.track(this.id) }
-  toJSON (): TrackRecord { return { ...this.saved, title: this.title, description: this.description } }
+  toJSON (): TrackRecord { return { ...this.saved, title: this.title, description: this.description, version: this.version } }
 }
 
 export class Spike extends Item<SpikeRecord> {
@@ -263,7 +304,7 @@ export class Spike extends Item<SpikeRecord> {
   }
 
   protected reload (): SpikeRecord | null { return this.writer.state.spike(this.id) }
-  toJSON (): SpikeRecord { return { ...this.saved, title: this.title, findings: this.findings } }
+  toJSON (): SpikeRecord { return { ...this.saved, title: this.title, findings: this.findings, version: this.version } }
 }
 
 class ItemBuilder<T> {

@@ -20,9 +20,10 @@ export interface FeatureRecord {
   created_by: string
   updated_at: string
   links: LinkRecord[]
+  version: string
 }
-export interface TrackRecord { id: string, title: string | null, description: string | null, created_at: string, created_by: string, updated_at: string }
-export interface SpikeRecord { id: string, title: string | null, findings: string | null, created_at: string, created_by: string, updated_at: string }
+export interface TrackRecord { id: string, title: string | null, description: string | null, created_at: string, created_by: string, updated_at: string, version: string }
+export interface SpikeRecord { id: string, title: string | null, findings: string | null, created_at: string, created_by: string, updated_at: string, version: string }
 export interface ConflictRecord { resource_id: string, field: string, event_a: string, value_a: unknown, event_b: string, value_b: unknown, winner: string }
 
 const VISIBLE_FEATURE = 'created_hlc IS NOT NULL AND (deleted_hlc IS NULL OR deleted_hlc < last_write_hlc)'
@@ -35,6 +36,8 @@ export class StateReader {
   private readonly trackById: Statement
   private readonly spikeById: Statement
   private readonly trackOfFeature: Statement
+  private readonly versionOf: Statement
+  private readonly exclusive = new Map<string, Promise<unknown>>()
 
   constructor (db: Database) {
     this.db = db
@@ -43,6 +46,36 @@ export class StateReader {
     this.trackById = db.prepare('SELECT id, title, description, created_at, created_by, updated_at FROM tracks WHERE id = ? AND created_hlc IS NOT NULL')
     this.spikeById = db.prepare('SELECT id, title, findings, created_at, created_by, updated_at FROM spikes WHERE id = ? AND created_hlc IS NOT NULL')
     this.trackOfFeature = db.prepare('SELECT track_id FROM features WHERE id = ?')
+    // Comments and claims leave the item as an update would overwrite it: they do not move its version.
+    this.versionOf = db.prepare(`SELECT event_id FROM broadcast_events
+      WHERE resource_id = ? AND event_type NOT IN ('comment_added', 'claim_added', 'claim_released')
+      ORDER BY cursor DESC LIMIT 1`)
+  }
+
+  /**
+   * An item's version: the id of the last event applied to it on this node
+   * (in this node's order, so two nodes may name different versions of the
+   * same content; compare a version with the node it was read from).
+   */
+  version (id: string): string | null {
+    return (this.versionOf.get(id) as { event_id: string } | undefined)?.event_id ?? null
+  }
+
+  /**
+   * Runs `fn` after every earlier call for the same item has settled: a
+   * check-then-write (ifVersion, a claim) sees the writes this node made
+   * before it, not only what was projected when it started.
+   */
+  async serialize<T> (id: string, fn: () => Promise<T>): Promise<T> {
+    const before = this.exclusive.get(id) ?? Promise.resolve()
+    const run = before.then(fn, fn)
+    const tail = run.catch(() => {})
+    this.exclusive.set(id, tail)
+    try {
+      return await run
+    } finally {
+      if (this.exclusive.get(id) === tail) this.exclusive.delete(id)
+    }
   }
 
   feature (id: string): FeatureRecord | null {
@@ -66,19 +99,26 @@ export class StateReader {
   }
 
   track (id: string): TrackRecord | null {
-    return (this.trackById.get(id) as TrackRecord | undefined) ?? null
+    const row = this.trackById.get(id) as Omit<TrackRecord, 'version'> | undefined
+    return row === undefined ? null : this.withVersion(row)
   }
 
   tracks (): TrackRecord[] {
-    return this.db.prepare('SELECT id, title, description, created_at, created_by, updated_at FROM tracks WHERE created_hlc IS NOT NULL ORDER BY created_hlc, id').all() as TrackRecord[]
+    return (this.db.prepare('SELECT id, title, description, created_at, created_by, updated_at FROM tracks WHERE created_hlc IS NOT NULL ORDER BY created_hlc, id').all() as Array<Omit<TrackRecord, 'version'>>).map(r => this.withVersion(r))
   }
 
   spike (id: string): SpikeRecord | null {
-    return (this.spikeById.get(id) as SpikeRecord | undefined) ?? null
+    const row = this.spikeById.get(id) as Omit<SpikeRecord, 'version'> | undefined
+    return row === undefined ? null : this.withVersion(row)
   }
 
   spikes (): SpikeRecord[] {
-    return this.db.prepare('SELECT id, title, findings, created_at, created_by, updated_at FROM spikes WHERE created_hlc IS NOT NULL ORDER BY created_hlc, id').all() as SpikeRecord[]
+    return (this.db.prepare('SELECT id, title, findings, created_at, created_by, updated_at FROM spikes WHERE created_hlc IS NOT NULL ORDER BY created_hlc, id').all() as Array<Omit<SpikeRecord, 'version'>>).map(r => this.withVersion(r))
+  }
+
+  private withVersion<R extends { id: string }> (row: R): R & { version: string } {
+    // A visible item has at least the event that created it.
+    return { ...row, version: this.version(row.id) as string }
   }
 
   comments (resourceId: string): CommentRecord[] {
@@ -108,7 +148,8 @@ export class StateReader {
     return {
       ...(row as unknown as FeatureRecord),
       tags: row.tags === null ? [] : JSON.parse(row.tags as string),
-      links: this.linksOf.all(row.id) as LinkRecord[]
+      links: this.linksOf.all(row.id) as LinkRecord[],
+      version: this.version(row.id as string) as string
     }
   }
 }
