@@ -1,7 +1,7 @@
 // `crosscast mcp` driven by the MCP SDK's own client over stdio, as separate
 // processes: every tool, each error path, resources and notifications, and two
 // servers of one project on a loopback testnet.
-import test from 'brittle'
+import test, { type Assert } from 'brittle'
 import { mkdirSync, writeFileSync, readdirSync, existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { ResourceUpdatedNotificationSchema } from '@modelcontextprotocol/sdk/types.js'
@@ -16,11 +16,15 @@ const TOOLS: Record<string, string[]> = {
   comment: ['id', 'text'],
   delete_item: ['id'],
   get_item: ['id'],
-  list_items: ['kind', 'status', 'track_id', 'limit'],
-  changes: ['since', 'limit', 'include_own']
+  list_items: ['kind', 'status', 'track_id', 'claimed_by', 'limit'],
+  ready: ['limit'],
+  claim: ['id', 'ttl_s'],
+  release: ['id'],
+  changes: ['since', 'limit', 'include_own'],
+  who: []
 }
 
-async function offline (t: Parameters<Parameters<typeof test>[1]>[0]): Promise<Awaited<ReturnType<typeof spawnMcp>>> {
+async function offline (t: Assert): Promise<Awaited<ReturnType<typeof spawnMcp>>> {
   const home = await t.tmp()
   return await spawnMcp(t, { args: ['--room', 'mcp-test', '--agent', 'claude', '--session', 'sess-a', '--no-swarm', '--no-lan'], env: { CROSSCAST_HOME: home } })
 }
@@ -83,6 +87,28 @@ test('mcp: every work-item tool, end to end', { timeout: 60_000 }, async (t) => 
   const next = await m.ok('changes', { since: page.cursor, limit: 2, include_own: true })
   t.is(next.events[0].cursor, page.events[1].cursor + 1, 'the next page starts after the cursor')
 
+  // ready: todo, dependencies done, unclaimed; by priority then age.
+  const c1 = await m.ok('create_item', { kind: 'feature', title: 'low one', priority: 'low' })
+  const c2 = await m.ok('create_item', { kind: 'feature', title: 'critical one', priority: 'critical' })
+  const blocked = await m.ok('create_item', { kind: 'feature', title: 'waits for c1' })
+  await m.ok('link_items', { id: blocked.id, linked_id: c1.id, link_type: 'depends_on' })
+  t.alike((await m.ok('ready', {})).items.map((i: { id: string }) => i.id), [c2.id, c1.id], 'ready: by priority, without the one whose dependency is not done')
+  const claimed = await m.ok('claim', { id: c2.id, ttl_s: 60 })
+  t.is(claimed.won, true)
+  t.is(claimed.holder.session_id, 'sess-a')
+  t.ok(typeof claimed.expires_at === 'string')
+  t.alike((await m.ok('ready', { limit: 5 })).items.map((i: { id: string }) => i.id), [c1.id], 'a claimed feature is not ready')
+  t.is((await m.ok('get_item', { id: c2.id })).claim.session_id, 'sess-a', 'get_item carries the claim')
+  t.alike((await m.ok('list_items', { claimed_by: 'claude' })).items.map((i: { id: string }) => i.id), [c2.id], 'list_items by claimer (agent)')
+  t.alike((await m.ok('list_items', { claimed_by: 'sess-a' })).items.map((i: { id: string }) => i.id), [c2.id], 'list_items by claimer (session)')
+  await m.ok('set_status', { id: c1.id, status: 'done' })
+  t.alike((await m.ok('ready', {})).items.map((i: { id: string }) => i.id), [blocked.id], 'its dependency done, the blocked one is ready')
+  const released = await m.ok('release', { id: c2.id })
+  t.is(released.released, true)
+  t.is((await m.ok('get_item', { id: c2.id })).claim, null)
+  const who = await m.ok('who', {})
+  t.alike(who.sessions.map((s: { agent_id: string, session_id: string, self: boolean }) => [s.agent_id, s.session_id, s.self]), [['claude', 'sess-a', true]], 'who: this session')
+
   const deleted = await m.ok('delete_item', { id: b.id })
   t.is(deleted.deleted, true)
   t.is((await m.call('get_item', { id: b.id })).body.code, 'NOT_FOUND')
@@ -113,7 +139,12 @@ test('mcp: errors are tool errors carrying crosscast\'s code and message', { tim
     ['list_items', { limit: 0 }, 'INVALID_FIELD', 'limit'],
     ['list_items', { kind: 'track', status: 'todo' }, 'INVALID_FIELD', 'status'],
     ['changes', { since: 'yesterday' }, 'INVALID_CURSOR', 'since'],
-    ['changes', { include_own: 'yes' }, 'INVALID_FIELD', 'include_own']
+    ['changes', { include_own: 'yes' }, 'INVALID_FIELD', 'include_own'],
+    ['claim', { id: 'feat-00000000' }, 'NOT_FOUND', 'id'],
+    ['claim', { id: f.id, ttl_s: 0 }, 'INVALID_FIELD', 'ttl_s'],
+    ['release', { id: 'x' }, 'INVALID_ID', 'id'],
+    ['ready', { limit: 'many' }, 'INVALID_FIELD', 'limit'],
+    ['who', { everyone: true }, 'INVALID_FIELD', 'everyone']
   ]
   for (const [tool, args, code, field] of cases) {
     const res = await m.call(tool, args)
@@ -132,9 +163,9 @@ test('mcp: the board and items are resources; a subscribed item notifies on chan
   const { resources } = await m.client.listResources()
   t.ok(resources.some(r => r.uri === 'crosscast://board'))
   t.ok(resources.some(r => r.uri === `crosscast://items/${f.id}`))
-  const board = JSON.parse((await m.client.readResource({ uri: 'crosscast://board' })).contents[0].text as string)
+  const board = JSON.parse(((await m.client.readResource({ uri: 'crosscast://board' })).contents[0] as { text: string }).text)
   t.is(board.items[0].id, f.id)
-  const item = JSON.parse((await m.client.readResource({ uri: `crosscast://items/${f.id}` })).contents[0].text as string)
+  const item = JSON.parse(((await m.client.readResource({ uri: `crosscast://items/${f.id}` })).contents[0] as { text: string }).text)
   t.is(item.title, 'watched')
 
   const updated: string[] = []
@@ -175,8 +206,29 @@ test('mcp: two sessions of one project on a loopback testnet see each other\'s i
     const ms = await seen(created.id, 2000)
     t.ok(ms !== null, `create_item on A visible in changes on B within 2 s (${String(ms)} ms)`)
   }
+  // Claims and presence across the two processes.
+  const contested = await a.ok('create_item', { kind: 'feature', title: 'contested' })
+  t.ok((await seen(contested.id, 2000)) !== null)
+  t.is((await a.ok('claim', { id: contested.id })).won, true)
+  let refused: { isError: boolean, body: any } | null = null
+  for (let i = 0; i < 200; i++) {
+    refused = await b.call('claim', { id: contested.id })
+    if (refused.isError) break
+    await b.ok('release', { id: contested.id })
+    await new Promise(resolve => setTimeout(resolve, 25))
+  }
+  t.is(refused?.body.code, 'CLAIMED', 'B is refused the item A holds')
+  t.ok(/claude/.test(refused?.body.message), `the refusal names the holder: ${String(refused?.body.message)}`)
+  let others: Array<{ agent_id: string, claims: string[] }> = []
+  for (let i = 0; i < 200 && !others.some(s => s.agent_id === 'claude' && s.claims.includes(contested.id)); i++) {
+    others = (await b.ok('who', {})).sessions
+    await new Promise(resolve => setTimeout(resolve, 50))
+  }
+  t.ok(others.some(s => s.agent_id === 'claude' && s.claims.includes(contested.id)), 'who on B shows A\'s session and what it holds')
+  t.ok(others.some(s => s.agent_id === 'codex'), 'and B itself')
+
   const fromB = await b.ok('changes', { include_own: true, since: 0 })
-  t.ok(fromB.events.every((e: { agent_id: string }) => e.agent_id === 'claude'), 'events carry the writer\'s agent')
+  t.ok(fromB.events.filter((e: { event_type: string }) => e.event_type === 'feature_created').every((e: { agent_id: string }) => e.agent_id === 'claude'), 'events carry the writer\'s agent')
   const item = await b.ok('get_item', { id: first.id })
   t.is(item.created_by, 'claude')
 

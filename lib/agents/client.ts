@@ -60,9 +60,7 @@ export function postToSocket (socketPath: string, path: string, body: unknown, h
 function remoteError (body: unknown): CrosscastError {
   const b = (body ?? {}) as { code?: string, message?: string, field?: string, allowed?: string[], current?: unknown }
   const code: ErrorCode = typeof b.code === 'string' && b.code in ERROR_CODES ? b.code as ErrorCode : 'INTERNAL'
-  const err = new CrosscastError(code, b.message ?? 'the node refused the request', { field: b.field, allowed: b.allowed })
-  if (b.current !== undefined) (err as CrosscastError & { current?: unknown }).current = b.current
-  return err
+  return new CrosscastError(code, b.message ?? 'the node refused the request', { field: b.field, allowed: b.allowed, current: b.current })
 }
 
 export async function callOperation (flags: ClientFlags, name: string, args: Record<string, unknown>): Promise<CallResult> {

@@ -5,9 +5,10 @@
 
 import { CrosscastError } from '../errors.ts'
 import { STATUSES, LINK_TYPES, PRIORITIES, RESOURCE_TYPES, type BroadcastEvent, type EventDraft, type LinkType, type Priority, type ResourceType, type Status } from '../events/types.ts'
-import { validateId, validateStatus, validateLinkType, resourceTypeOf } from '../events/validate.ts'
+import { validateId, validateStatus, validateLinkType, resourceTypeOf, MIN_CLAIM_TTL_S, MAX_CLAIM_TTL_S } from '../events/validate.ts'
 import { EVENT_COLUMNS, rowToEvent } from '../projection/queries.ts'
 import type { Crosscast, CrosscastSession } from '../sdk/crosscast.ts'
+import type { ClaimHolder } from '../sdk/claims.ts'
 
 export interface Param {
   type: 'string' | 'integer' | 'boolean' | 'cursor'
@@ -98,8 +99,7 @@ export function checkArgs (op: Operation, input: unknown): Args {
 
 /** The id of the last event applied to an item here: pass it back as if_version. */
 export function versionOf (cc: Crosscast, id: string): string | null {
-  const row = cc.db.prepare('SELECT event_id FROM broadcast_events WHERE resource_id = ? ORDER BY cursor DESC LIMIT 1').get(id) as { event_id: string } | undefined
-  return row?.event_id ?? null
+  return cc.state.version(id)
 }
 
 function record (cc: Crosscast, id: string): Record<string, unknown> | null {
@@ -112,7 +112,7 @@ function record (cc: Crosscast, id: string): Record<string, unknown> | null {
 export function itemView (cc: Crosscast, id: string): Record<string, unknown> {
   const r = record(cc, id)
   if (r === null) throw notFound(id)
-  return { ...r, comments: cc.state.comments(id).map(c => ({ event_id: c.event_id, text: c.comment_text, author: c.author, agent_id: c.agent_id, session_id: c.session_id, created_at: c.created_at })), version: versionOf(cc, id) }
+  return { ...r, comments: cc.state.comments(id).map(c => ({ event_id: c.event_id, text: c.comment_text, author: c.author, agent_id: c.agent_id, session_id: c.session_id, created_at: c.created_at })), claim: cc.claimOf(id), version: versionOf(cc, id) }
 }
 
 function listItems (cc: Crosscast, args: Args): { items: Array<Record<string, unknown>>, count: number } {
@@ -120,13 +120,19 @@ function listItems (cc: Crosscast, args: Args): { items: Array<Record<string, un
   if (kind !== undefined && kind !== 'feature' && (args.status !== undefined || args.track_id !== undefined)) {
     throw invalid(args.status !== undefined ? 'status' : 'track_id', `filters features only; ${kind}s have none`)
   }
-  const items: Array<Record<string, unknown>> = []
+  let items: Array<Record<string, unknown>> = []
   if (kind === undefined || kind === 'feature') {
-    for (const f of cc.state.features({ status: args.status as string | undefined, track: args.track_id as string | undefined })) items.push({ kind: 'feature', ...f, version: versionOf(cc, f.id) })
+    for (const f of cc.state.features({ status: args.status as string | undefined, track: args.track_id as string | undefined })) items.push({ kind: 'feature', ...f })
   }
   const featuresOnly = args.status !== undefined || args.track_id !== undefined
-  if (!featuresOnly && (kind === undefined || kind === 'track')) for (const t of cc.state.tracks()) items.push({ kind: 'track', ...t, version: versionOf(cc, t.id) })
-  if (!featuresOnly && (kind === undefined || kind === 'spike')) for (const s of cc.state.spikes()) items.push({ kind: 'spike', ...s, version: versionOf(cc, s.id) })
+  if (!featuresOnly && (kind === undefined || kind === 'track')) for (const t of cc.state.tracks()) items.push({ kind: 'track', ...t })
+  if (!featuresOnly && (kind === undefined || kind === 'spike')) for (const s of cc.state.spikes()) items.push({ kind: 'spike', ...s })
+  const holders = cc._claims.holders()
+  items = items.map(i => ({ ...i, claim: holders.get(i.id as string) ?? null }))
+  if (args.claimed_by !== undefined) {
+    const who = args.claimed_by as string
+    items = items.filter(i => { const h = i.claim as ClaimHolder | null; return h !== null && (h.agent_id === who || h.session_id === who) })
+  }
   const limit = (args.limit as number | undefined) ?? DEFAULT_LIST_LIMIT
   return { items: items.slice(0, limit), count: items.length }
 }
@@ -246,13 +252,13 @@ async function createItem (ctx: OperationContext, args: Args): Promise<unknown> 
   return written(cc, s.id, s.lastEvents)
 }
 
-function checkVersion (cc: Crosscast, id: string, expected: unknown): void {
-  if (expected === undefined) return
-  const current = versionOf(cc, id)
-  if (current !== expected) {
-    const err = new CrosscastError('CONFLICT', `${id} changed since version ${String(expected)} (now ${String(current)}): read it again (get_item) and retry`, { field: 'if_version' })
-    ;(err as CrosscastError & { current?: unknown }).current = itemView(cc, id)
-    throw err
+/** The SDK checks the version and appends in one step; its CONFLICT is re-worded for agents, with the whole current item. */
+async function ifVersion<T> (cc: Crosscast, id: string, save: () => Promise<T>): Promise<T> {
+  try {
+    return await save()
+  } catch (err) {
+    if (!(err instanceof CrosscastError) || err.code !== 'CONFLICT') throw err
+    throw new CrosscastError('CONFLICT', `${id} changed since the version you read (now ${String(versionOf(cc, id))}): look at current, then retry with its version`, { field: 'if_version', current: itemView(cc, id) })
   }
 }
 
@@ -262,7 +268,7 @@ async function updateItem (ctx: OperationContext, args: Args): Promise<unknown> 
   const kind = resourceTypeOf(id)
   onlyFor(kind, args, { feature: [...CREATE_FIELDS.feature], track: CREATE_FIELDS.track, spike: CREATE_FIELDS.spike })
   requireItem(cc, id)
-  checkVersion(cc, id, args.if_version)
+  const opts = { ifVersion: args.if_version as string | undefined }
   const session = await ctx.session()
   if (kind === 'feature') {
     const f = (await session.features.get(id))!
@@ -271,14 +277,14 @@ async function updateItem (ctx: OperationContext, args: Args): Promise<unknown> 
     if (args.description !== undefined) f.description = args.description as string
     if (args.priority !== undefined) f.priority = args.priority as Priority
     if (args.track_id !== undefined) f.trackId = args.track_id as string
-    await f.save()
+    await ifVersion(cc, id, async () => await f.save(opts))
     return written(cc, id, f.lastEvents)
   }
   const item = kind === 'track' ? (await session.tracks.get(id))! : (await session.spikes.get(id))!
   if (args.title !== undefined) item.title = args.title as string
   if (args.description !== undefined) (item as { description: string | null }).description = args.description as string
   if (args.findings !== undefined) (item as { findings: string | null }).findings = args.findings as string
-  await item.save()
+  await ifVersion(cc, id, async () => await item.save(opts))
   return written(cc, id, item.lastEvents)
 }
 
@@ -397,9 +403,40 @@ export const OPERATIONS: Operation[] = [
       kind: { type: 'string', enum: KINDS, check: oneOf(KINDS), description: 'feature, track or spike (default: all)' },
       status: statusParam(false),
       track_id: trackParam,
+      claimed_by: { type: 'string', description: 'only items with a live claim by this agent or session id' },
       limit: { type: 'integer', min: 1, max: 1000, description: `at most this many items (default ${DEFAULT_LIST_LIMIT})` }
     },
     run: (ctx, args) => listItems(ctx.cc, args)
+  },
+  {
+    name: 'ready',
+    description: 'Features ready to work on: todo, every depends_on target done, no live claim; by priority, then age.',
+    readOnly: true,
+    params: { limit: { type: 'integer', min: 1, max: 1000, description: `at most this many (default ${DEFAULT_LIST_LIMIT})` } },
+    run: (ctx, args) => {
+      const items = ctx.cc.ready({ limit: (args.limit as number | undefined) ?? DEFAULT_LIST_LIMIT }).map(f => ({ kind: 'feature', ...f.toJSON() }))
+      return { items, count: items.length }
+    }
+  },
+  {
+    name: 'claim',
+    description: 'Claim an item before working on it: {won, holder, expires_at}. Refused with CLAIMED (naming the holder) when another session holds it. Renewed while this session runs; lapses ttl_s after it stops.',
+    readOnly: false,
+    params: {
+      id: idParam(),
+      ttl_s: { type: 'integer', min: MIN_CLAIM_TTL_S, max: MAX_CLAIM_TTL_S, description: 'seconds the claim lasts unless renewed (default 300)' }
+    },
+    run: async (ctx, args) => await (await ctx.session()).claim(args.id as string, args.ttl_s === undefined ? {} : { ttlS: args.ttl_s as number })
+  },
+  {
+    name: 'release',
+    description: 'Give up this session\'s claim on an item.',
+    readOnly: false,
+    params: { id: idParam() },
+    run: async (ctx, args) => {
+      await (await ctx.session()).release(args.id as string)
+      return { id: args.id, released: true, holder: ctx.cc.claimOf(args.id as string) }
+    }
   },
   {
     name: 'changes',
@@ -411,6 +448,13 @@ export const OPERATIONS: Operation[] = [
       include_own: { type: 'boolean', description: 'include this session\'s own events (default false)' }
     },
     run: changes
+  },
+  {
+    name: 'who',
+    description: 'Sessions online now: agent, session, the items each holds, since when.',
+    readOnly: true,
+    params: {},
+    run: (ctx) => ({ sessions: ctx.cc.presence().map(p => ({ agent_id: p.agent_id, session_id: p.session_id, claims: p.claims, since: p.since, last_seen: p.last_seen, self: p.session_id === ctx.sessionId && p.self })) })
   }
 ]
 
@@ -430,10 +474,7 @@ export async function runOperation (ctx: OperationContext, name: string, input: 
 /** The JSON body of a failed operation: crosscast's code and message, and the current item on CONFLICT. */
 export function errorBody (err: unknown): Record<string, unknown> {
   if (err instanceof CrosscastError) {
-    const body: Record<string, unknown> = err.toJSON()
-    const current = (err as CrosscastError & { current?: unknown }).current
-    if (current !== undefined) body.current = current
-    return body
+    return err.toJSON()
   }
   return { code: 'INTERNAL', message: err instanceof Error ? err.message : String(err) }
 }

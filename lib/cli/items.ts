@@ -7,7 +7,7 @@ import { Command, Option } from 'commander'
 import { STATUSES, LINK_TYPES, PRIORITIES, type ResourceType } from '../events/types.ts'
 import { validateId } from '../events/validate.ts'
 import { callOperation, type ClientFlags } from '../agents/client.ts'
-import { formatList, formatItem, formatChanges, formatWrite, colors } from '../agents/format.ts'
+import { formatList, formatItem, formatChanges, formatWrite, colors, table } from '../agents/format.ts'
 
 interface CommonFlags extends ClientFlags { json?: boolean }
 
@@ -113,18 +113,51 @@ function registerKind (program: Command, kind: ResourceType): void {
       await run(flags, 'get_item', { id }, r => formatItem(r, c()))
     })
 
-  const list = leaf(group, 'list', `list ${kind}s`).option('--limit <n>', 'at most this many')
+  const list = leaf(group, 'list', `list ${kind}s`).option('--limit <n>', 'at most this many').option('--claimed-by <agent-or-session>', 'only items this agent or session holds')
   if (kind === 'feature') {
     list.addOption(new Option('--status <status>', 'only this status').choices(STATUSES as unknown as string[]))
     list.option('--track <trk-id>', 'only features of this track')
   }
-  list.action(async (flags: CommonFlags & { limit?: string, status?: string, track?: string }) => {
-    await run(flags, 'list_items', defined({ kind, status: flags.status, track_id: flags.track, limit: flags.limit }), r => formatList(r.items as Array<Record<string, unknown>>, c()))
+  list.action(async (flags: CommonFlags & { limit?: string, status?: string, track?: string, claimedBy?: string }) => {
+    await run(flags, 'list_items', defined({ kind, status: flags.status, track_id: flags.track, claimed_by: flags.claimedBy, limit: flags.limit }), r => formatList(r.items as Array<Record<string, unknown>>, c()))
   })
+}
+
+function formatSessions (sessions: Array<Record<string, unknown>>, c: ReturnType<typeof colors>): string {
+  if (sessions.length === 0) return c.dim('no session online')
+  return table([[c.bold('AGENT'), c.bold('SESSION'), c.bold('SINCE'), c.bold('HOLDS')], ...sessions.map(s => [
+    c.magenta(String(s.agent_id)), String(s.session_id) + (s.self === true ? c.dim(' (you)') : ''), c.dim(String(s.since)), (s.claims as string[]).map(id => c.cyan(id)).join(' ') || c.dim('-')
+  ])])
 }
 
 export function registerItemCommands (program: Command): void {
   for (const kind of ['feature', 'track', 'spike'] as const) registerKind(program, kind)
+  const c = (): ReturnType<typeof colors> => colors()
+
+  leaf(program, 'ready', 'features ready to work on: todo, dependencies done, nobody holds them')
+    .option('--limit <n>', 'at most this many')
+    .action(async (flags: CommonFlags & { limit?: string }) => {
+      await run(flags, 'ready', defined({ limit: flags.limit }), r => formatList(r.items as Array<Record<string, unknown>>, c()))
+    })
+
+  leaf(program, 'claim <id>', 'claim an item for this session (refused with CLAIMED when another holds it)')
+    .option('--ttl <seconds>', 'how long the claim lasts unless renewed (default 300)')
+    .action(async (id: string, flags: CommonFlags & { ttl?: string }) => {
+      await run(flags, 'claim', defined({ id, ttl_s: flags.ttl }), r => {
+        const holder = r.holder as { agent_id: string, session_id: string } | null
+        return r.won === true ? `claimed ${c().cyan(id)} until ${String(r.expires_at)}` : `not claimed: ${id} is held by ${String(holder?.agent_id)}/${String(holder?.session_id)}`
+      })
+    })
+
+  leaf(program, 'release <id>', 'give up this session\'s claim on an item')
+    .action(async (id: string, flags: CommonFlags) => {
+      await run(flags, 'release', { id }, () => `released ${c().cyan(id)}`)
+    })
+
+  leaf(program, 'who', 'sessions online now, and what they hold')
+    .action(async (flags: CommonFlags) => {
+      await run(flags, 'who', {}, r => formatSessions(r.sessions as Array<Record<string, unknown>>, c()))
+    })
 
   leaf(program, 'changes', 'what other sessions changed since a cursor (default: since this session last looked)')
     .option('--since <cursor>', 'a cursor printed by an earlier call')
