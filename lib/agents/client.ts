@@ -89,7 +89,8 @@ async function runLocally (flags: ClientFlags, name: string, args: Record<string
   try {
     const session = async (): Promise<Awaited<ReturnType<typeof cc.session>>> => await cc.session({ sessionId: cc.sessionId })
     const result = await runOperation({ cc, sessionId: cc.sessionId, agent: cc.agent, session, cursors: cursorsOf(cc) }, name, args)
-    if (!op.readOnly) await reachedPeer(await session(), flags.syncTimeoutMs ?? DEFAULT_SYNC_TIMEOUT_MS)
+    // With discovery off no peer can come: nothing to wait for.
+    if (!op.readOnly && (flags.swarm !== false || flags.lan !== false)) await reachedPeer(await session(), flags.syncTimeoutMs ?? DEFAULT_SYNC_TIMEOUT_MS)
     return result
   } finally {
     await node.close()

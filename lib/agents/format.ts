@@ -58,7 +58,8 @@ export function describeEvent (e: { event_type: string, payload: Record<string, 
   const p = e.payload
   switch (e.event_type) {
     case 'feature_created': return `created "${String(p.title)}" (${String(p.status)})`
-    case 'feature_updated': return `updated ${Object.keys(p).join(', ')}`
+    // A status move also writes status_changed, which says it better.
+    case 'feature_updated': { const keys = Object.keys(p).filter(k => k !== 'status'); return keys.length === 0 ? '' : `updated ${keys.join(', ')}` }
     case 'feature_deleted': return 'deleted'
     case 'status_changed': return `${String(p.old_status)} -> ${String(p.new_status)}`
     case 'link_added': return `${String(p.link_type)} ${String(p.linked_feature_id)}`

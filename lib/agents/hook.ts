@@ -133,7 +133,7 @@ function summarize (db: InstanceType<typeof BetterSqlite3>, room: string, rows: 
     if (lines.length > MAX_LINES) break
     const t = (title.get(id, id, id) as { title: string | null } | undefined)?.title
     const who = [...new Set(events.map(e => `${e.agent_id}/${e.session_id}`))].join(', ')
-    const what = events.map(e => describeEvent({ event_type: e.event_type, payload: JSON.parse(e.payload) as Record<string, unknown> })).join('; ')
+    const what = events.map(e => describeEvent({ event_type: e.event_type, payload: JSON.parse(e.payload) as Record<string, unknown> })).filter(d => d !== '').join('; ')
     lines.push(`  ${id}${t == null ? '' : ` "${t}"`}: ${what} (${who})`)
   }
   if (byResource.size > MAX_LINES) lines.push(`  ... ${byResource.size - MAX_LINES} more items changed: call changes for all of them`)
