@@ -3,7 +3,7 @@
 //
 // ─── Plug-in contract for crosscast's own figures ──────────────────────────
 //
-// bench/local.ts, bench/replication.ts and bench/gateway.ts are loaded when
+// bench/local.ts, bench/replication.ts, bench/gateway.ts and bench/agents.ts are loaded when
 // they exist. Each exports
 //
 //     export async function run (ctx: BenchContext): Promise<FigureSet>
@@ -58,7 +58,7 @@
 // bench/alt/peers/; crosscast's side can reuse bench/lib/proc.ts + peer.ts
 // (spawnPeer / servePeer) and bench/lib/tracker.ts the same way.
 //
-// Env: BENCH_RUNS, BENCH_QUICK=1, BENCH_ONLY=crosscast,hypercore,autobase,ws,socketio,automerge
+// Env: BENCH_RUNS, BENCH_QUICK=1, BENCH_ONLY=crosscast,local,replication,gateway,agents,hypercore,autobase,ws,socketio,automerge
 // (any subset), BENCH_CLIENTS, BENCH_MW_EVENTS, BENCH_CHANGES.
 // ────────────────────────────────────────────────────────────────────────────
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
@@ -73,7 +73,7 @@ import * as automergeAlt from './alt/automerge.ts'
 
 interface Entry { key: string, system: string, run: (ctx: BenchContext) => Promise<FigureSet> }
 
-const CROSSCAST_MODULES = ['local.ts', 'replication.ts', 'gateway.ts']
+const CROSSCAST_MODULES = ['local.ts', 'replication.ts', 'gateway.ts', 'agents.ts']
 const MODULE_TIME_LIMIT_MS = 45 * 60_000
 
 async function crosscastEntries (errors: string[]): Promise<Entry[]> {
@@ -118,7 +118,8 @@ const METHOD_NOTES = [
 async function main (): Promise<void> {
   const ctx = contextFromEnv()
   const only = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',').map((s) => s.trim())) : null
-  const wanted = (key: string): boolean => !only || only.has(key) || (key.startsWith('crosscast:') && only.has('crosscast'))
+  // A crosscast module is also wanted by its file name: BENCH_ONLY=agents runs bench/agents.ts.
+  const wanted = (key: string): boolean => !only || only.has(key) || (key.startsWith('crosscast:') && (only.has('crosscast') || only.has(key.slice('crosscast:'.length).replace(/\.ts$/, ''))))
   const started = Date.now()
   const m = machine()
   ctx.log(`bench: ${ctx.runs} runs per figure${ctx.quick ? ', QUICK sizes' : ''}; ${m.cpu}, ${m.cores} cores, load ${m.loadavg.join(' ')}`)
