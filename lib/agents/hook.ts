@@ -17,7 +17,7 @@ type Env = Record<string, string | undefined>
 export interface HookInput { session_id?: string, cwd?: string, hook_event_name?: string }
 export interface HookFlags { room?: string, session?: string, json?: boolean }
 
-interface Mark { storage: string, cursor: number, hlc: number }
+interface Mark { storage: string, epoch: string | null, cursor: number, hlc: number }
 interface Row { cursor: number, hlc: number, event_type: string, resource_id: string, agent_id: string, session_id: string, payload: string, timestamp: string }
 
 const MAX_LINES = 12
@@ -96,21 +96,31 @@ export function runHook (flags: HookFlags, input: HookInput = {}, env: Env = pro
   const mark = readMark(path)
   const db = new BetterSqlite3(join(source.storage, 'crosscast.db'), { readonly: true, fileMustExist: true })
   try {
+    const epoch = databaseEpoch(db)
     const top = db.prepare('SELECT coalesce(max(cursor), 0) AS cursor, coalesce(max(hlc), 0) AS hlc FROM broadcast_events').get() as { cursor: number, hlc: number }
-    // Cursors are positions in one database; after switching databases, the clock tells what is new.
+    // Cursors are positions in one database (one epoch of it); after switching, the clock tells what is new.
     const rows = mark === null
       ? []
-      : (mark.storage === source.storage
+      : (mark.storage === source.storage && mark.epoch === epoch
           ? db.prepare('SELECT cursor, hlc, event_type, resource_id, agent_id, session_id, payload, timestamp FROM broadcast_events WHERE cursor > ? ORDER BY cursor LIMIT 500').all(mark.cursor)
           : db.prepare('SELECT cursor, hlc, event_type, resource_id, agent_id, session_id, payload, timestamp FROM broadcast_events WHERE hlc > ? ORDER BY cursor LIMIT 500').all(mark.hlc)) as Row[]
     const others = rows.filter(r => !own.has(r.session_id))
     const last = rows.length === 500 ? rows[rows.length - 1] : top
-    saveMark(path, { storage: source.storage, cursor: last.cursor, hlc: Math.max(last.hlc, mark?.hlc ?? 0) })
+    saveMark(path, { storage: source.storage, epoch, cursor: last.cursor, hlc: Math.max(last.hlc, mark?.hlc ?? 0) })
     if (mark === null) return { text: firstLook(db, room), events: 0, room }
     if (others.length === 0) return { text: '', events: 0, room }
     return { text: summarize(db, room, others), events: others.length, room }
   } finally {
     db.close()
+  }
+}
+
+/** The database's identity where the core keeps one (a rebuild starts a new one, renumbering cursors). */
+function databaseEpoch (db: InstanceType<typeof BetterSqlite3>): string | null {
+  try {
+    return (db.prepare("SELECT value FROM meta WHERE key = 'epoch'").get() as { value: string } | undefined)?.value ?? null
+  } catch {
+    return null
   }
 }
 
