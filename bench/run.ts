@@ -58,8 +58,9 @@
 // bench/alt/peers/; crosscast's side can reuse bench/lib/proc.ts + peer.ts
 // (spawnPeer / servePeer) and bench/lib/tracker.ts the same way.
 //
-// Env: BENCH_RUNS, BENCH_QUICK=1, BENCH_ONLY=crosscast,local,replication,gateway,agents,hypercore,autobase,ws,socketio,automerge
-// (any subset), BENCH_CLIENTS, BENCH_MW_EVENTS, BENCH_CHANGES.
+// Env: BENCH_RUNS, BENCH_QUICK=1, BENCH_ONLY=crosscast,hypercore,autobase,ws,socketio,automerge
+// (any subset; a crosscast module alone by its file name: local, replication, gateway, claims, agents),
+// BENCH_CLIENTS, BENCH_MW_EVENTS, BENCH_CHANGES.
 // ────────────────────────────────────────────────────────────────────────────
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
 import { fileURLToPath, pathToFileURL } from 'node:url'
@@ -73,7 +74,7 @@ import * as automergeAlt from './alt/automerge.ts'
 
 interface Entry { key: string, system: string, run: (ctx: BenchContext) => Promise<FigureSet> }
 
-const CROSSCAST_MODULES = ['local.ts', 'replication.ts', 'gateway.ts', 'agents.ts']
+const CROSSCAST_MODULES = ['local.ts', 'replication.ts', 'gateway.ts', 'claims.ts', 'agents.ts']
 const MODULE_TIME_LIMIT_MS = 45 * 60_000
 
 async function crosscastEntries (errors: string[]): Promise<Entry[]> {
@@ -118,7 +119,7 @@ const METHOD_NOTES = [
 async function main (): Promise<void> {
   const ctx = contextFromEnv()
   const only = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',').map((s) => s.trim())) : null
-  // A crosscast module is also wanted by its file name: BENCH_ONLY=agents runs bench/agents.ts.
+  // A crosscast module is also picked by its file name alone (BENCH_ONLY=claims).
   const wanted = (key: string): boolean => !only || only.has(key) || (key.startsWith('crosscast:') && (only.has('crosscast') || only.has(key.slice('crosscast:'.length).replace(/\.ts$/, ''))))
   const started = Date.now()
   const m = machine()

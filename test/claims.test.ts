@@ -3,6 +3,7 @@ import net from 'node:net'
 import { Crosscast, CrosscastError, contentHash, type ClaimLost, type ErrorCode } from '../lib/index.ts'
 import { encodeBlock, decodeBlock } from '../lib/events/codec.ts'
 import { countEvents, until } from './helpers/node.ts'
+import { spawnPeer } from './helpers/child-peer.ts'
 
 async function offlineNode (t: Assert, sessionId: string, agent = sessionId): Promise<Crosscast> {
   const cc = await Crosscast.open({ storage: await t.tmp(), room: 'claims', secret: 's3cret', agent, sessionId, swarm: false, lan: false })
@@ -205,4 +206,32 @@ test('ifVersion: every read carries version; a stale save is refused with CONFLI
     await rejectsWith(t, stale.save({ ifVersion: stale.version }), 'CONFLICT')
     t.is((await collection.get(item.id))!.toJSON().version, item.version, 'toJSON carries version')
   }
+})
+
+test('claim: a claimant in another process, cut off and claiming the same item, loses to the earlier claim and is told', { timeout: 120_000 }, async (t) => {
+  const a = await offlineNode(t, 'sess-a', 'alice')
+  const f = await a.features.create('Claimed across processes').save()
+  const sockets = new Set<net.Socket>()
+  const listener = net.createServer((socket) => { sockets.add(socket); a.replicate(false, socket) })
+  await new Promise<void>(resolve => listener.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => { for (const s of sockets) s.destroy(); listener.close() })
+  const port = (listener.address() as net.AddressInfo).port
+  const b = await spawnPeer(t, { storage: await t.tmp(), room: 'claims', secret: 's3cret', agent: 'bob', sessionId: 'sess-b', swarm: false, lan: false })
+  await b.call('connect', { port })
+  await until(async () => (await b.call<number>('count')) === 1, 20_000, 'B to receive the feature')
+
+  for (const s of sockets) s.destroy()
+  await until(() => a.status().peers.length === 0, 10_000, 'the link to be down')
+  const aClaim = await a.claim(f.id, { ttlS: 120 })
+  await new Promise(resolve => setTimeout(resolve, 5))
+  const bClaim = await b.call<{ won: boolean }>('claim', { resourceId: f.id, opts: { ttlS: 120 } })
+  t.ok(aClaim.won && bClaim.won, 'both win alone')
+
+  await b.call('connect', { port })
+  await until(async () => (await b.call<unknown[]>('lost')).length === 1, 20_000, 'B to be told it lost')
+  const [lost] = await b.call<ClaimLost[]>('lost')
+  t.alike([lost.resource_id, lost.session_id, lost.holder?.writer], [f.id, 'sess-b', a.writerKey])
+  t.alike(await b.call('claimOf', { resourceId: f.id }), a.claimOf(f.id), 'both processes name the same holder')
+  await until(async () => (await b.call('hash')) === contentHash(a.db), 20_000, 'identical content, the withdrawal included')
+  t.is(a.listEvents({ type: 'claim_released', limit: 10 }).events.map(e => e.session_id).join(), 'sess-b')
 })

@@ -2,7 +2,6 @@
 // baseline) a raw hypercore. Both replicate over the transport every
 // hypercore-stack alternative uses here: TCP on 127.0.0.1 wrapped in Noise, so
 // a ratio compares the same network path. Discovery is not what is measured.
-import net from 'node:net'
 import { join } from 'node:path'
 import Corestore from 'corestore'
 import type Hypercore from 'hypercore'
@@ -11,11 +10,11 @@ import { servePeer, peerDir } from '../lib/peer.ts'
 import { LengthTracker } from '../lib/tracker.ts'
 import { rssSelf, settleMemory } from '../lib/stats.ts'
 import { listenSecret, connectSecret, type SecretServer } from '../lib/net.ts'
+import { PeerLinks } from '../lib/links.ts'
 
 const dir = peerDir()
 let cc: Crosscast | null = null
-let server: net.Server | null = null
-const sockets = new Set<net.Socket>()
+const links = new PeerLinks(node)
 const arrivals = new Map<string, bigint>()
 const MAX_ARRIVALS = 10_000
 const counts = new LengthTracker()
@@ -29,14 +28,6 @@ const rawArrivals = new LengthTracker()
 function node (): Crosscast {
   if (cc === null) throw new Error('open first')
   return cc
-}
-
-function track (socket: net.Socket): net.Socket {
-  socket.setNoDelay(true)
-  sockets.add(socket)
-  socket.on('close', () => sockets.delete(socket))
-  socket.on('error', () => {})
-  return socket
 }
 
 const statuses = ['todo', 'in_progress', 'blocked', 'done'] as const
@@ -64,23 +55,13 @@ servePeer({
     })
     return { writerKey: cc.writerKey }
   },
-  async listen () {
-    const c = node()
-    server = net.createServer((socket) => { c.replicate(false, track(socket)) })
-    await new Promise<void>(resolve => server!.listen(0, '127.0.0.1', resolve))
-    return { port: (server.address() as net.AddressInfo).port }
-  },
-  async connect (args) {
-    node().replicate(true, track(net.connect(Number(args.port), '127.0.0.1')))
-    return true
-  },
-  peers () {
-    return node().status().peers.filter(p => p.authenticated).length
-  },
+  listen: () => links.listen(),
+  connect: (args) => links.connect(Number(args.port)),
+  peers: () => links.authenticated(),
   /** Bytes on every replication socket of this peer, both directions. */
   bytes () {
     let total = 0
-    for (const s of sockets) total += s.bytesRead + s.bytesWritten
+    for (const s of links.sockets) total += s.bytesRead + s.bytesWritten
     return total
   },
   async prepare (args) {
@@ -186,8 +167,7 @@ servePeer({
     return { atNs }
   }
 }, async () => {
-  for (const s of sockets) s.destroy()
-  server?.close()
+  links.close()
   await cc?.close()
   await rawServer?.close()
   await rawStore?.close()

@@ -4,7 +4,8 @@
 import type { FastifyRequest } from 'fastify'
 import type { Crosscast, BroadcastEvent, EventDraft } from '../index.ts'
 import { CrosscastError } from '../errors.ts'
-import { validateLabel, validateDraft } from '../events/validate.ts'
+import { validateLabel, validateDraft, resourceTypeOf } from '../events/validate.ts'
+import { conflict } from '../sdk/resources.ts'
 import type { BroadcastHub } from './ws-hub.ts'
 import type { GatewayCounters } from './metrics.ts'
 import type { Logger } from './logger.ts'
@@ -16,7 +17,12 @@ export interface GatewayContext {
   logger: Logger
 }
 
-export interface Writer { agent: string, sessionId: string }
+export interface Writer {
+  agent: string
+  sessionId: string
+  /** If-Match: the item version the client read ('*': any, as long as the item exists), or null. */
+  ifMatch?: string | null
+}
 
 export interface WriteResult {
   success: true
@@ -38,9 +44,43 @@ function header (req: FastifyRequest, name: string, display: string): string {
   }
 }
 
+function ifMatchOf (req: FastifyRequest): string | null {
+  const raw = req.headers['if-match']
+  if (raw === undefined) return null
+  // Quotes are optional (an ETag is quoted, a version pasted from JSON is not); a weak W/ prefix means the same here.
+  const value = typeof raw === 'string' ? raw.trim().replace(/^W\//, '').replace(/^"(.*)"$/, '$1') : ''
+  if (!/^[\x21-\x7e]{1,128}$/.test(value)) {
+    throw new CrosscastError('INVALID_HEADER', 'header If-Match must be one item version as read (its `version` field, quotes optional) or *', { field: 'If-Match' })
+  }
+  return value
+}
+
 /** Checked before the body so a request with a bad header is refused for its header. */
 export function writerOf (req: FastifyRequest): Writer {
-  return { agent: header(req, 'x-agent-id', 'X-Agent-ID'), sessionId: header(req, 'x-session-id', 'X-Session-ID') }
+  return { agent: header(req, 'x-agent-id', 'X-Agent-ID'), sessionId: header(req, 'x-session-id', 'X-Session-ID'), ifMatch: ifMatchOf(req) }
+}
+
+/** The item as a read route returns it, for a CONFLICT body. */
+function currentItem (cc: Crosscast, id: string): unknown {
+  const type = resourceTypeOf(id)
+  return type === 'feature' ? cc.state.feature(id) : type === 'track' ? cc.state.track(id) : cc.state.spike(id)
+}
+
+/**
+ * If-Match: the version is compared and the append started in one step, and
+ * conditional writes to one item run one after another on this node, so two
+ * requests holding the same version cannot both succeed.
+ */
+async function appendIfMatch (ctx: GatewayContext, drafts: EventDraft[], ifMatch: string, append: () => Promise<BroadcastEvent[]>): Promise<BroadcastEvent[]> {
+  const ids = new Set(drafts.map(d => d.resource_id))
+  if (ids.size !== 1) throw new CrosscastError('INVALID_HEADER', 'header If-Match applies to the routes of one item (/api/broadcast/features/:id and below, tracks/:id, spikes/:id)', { field: 'If-Match' })
+  const [id] = ids
+  return await ctx.cc.state.serialize(id, async () => {
+    const now = ctx.cc.state.version(id)
+    if (now === null) throw new CrosscastError('CONFLICT', `${id} does not exist, so it cannot be at version ${ifMatch}`, { field: 'If-Match', current: null })
+    if (ifMatch !== '*' && now !== ifMatch) throw conflict(id, ifMatch, now, currentItem(ctx.cc, id))
+    return await append()
+  })
 }
 
 /** Appends all drafts in one block of the writer's own session log (all or nothing). */
@@ -48,7 +88,8 @@ export async function writeAs (ctx: GatewayContext, writer: Writer, drafts: Even
   // Checked before the session is opened: a refused request must not leave a new session log behind.
   for (const d of drafts) validateDraft({ ...d, agent_id: writer.agent }, ctx.cc.maxPayloadBytes)
   const session = await ctx.cc.session({ sessionId: writer.sessionId, agent: writer.agent })
-  const events = await session.append(drafts.map(d => ({ ...d, agent_id: writer.agent })), { agent: writer.agent })
+  const append = (): Promise<BroadcastEvent[]> => session.append(drafts.map(d => ({ ...d, agent_id: writer.agent })), { agent: writer.agent })
+  const events = writer.ifMatch === undefined || writer.ifMatch === null ? await append() : await appendIfMatch(ctx, drafts, writer.ifMatch, append)
   ctx.counters.restWrites++
   ctx.counters.writeSessions.set(writer.sessionId, Date.now())
   return events

@@ -14,6 +14,7 @@ import { toHttpError, notFoundRoute } from './errors.ts'
 import { BroadcastHub, parseSince } from './ws-hub.ts'
 import { registerWriteRoutes } from './routes-write.ts'
 import { registerReadRoutes } from './routes-read.ts'
+import { registerClaimRoutes } from './routes-claims.ts'
 import { registerStatic } from './static.ts'
 import { registerAgentRoutes } from './routes-agents.ts'
 import { DEFAULT_PORT, DEFAULT_HOST } from './defaults.ts'
@@ -190,7 +191,7 @@ export async function createGateway (cc: Crosscast, opts: GatewayOptions = {}): 
       if (req.method === 'OPTIONS') {
         return reply.code(204)
           .header('access-control-allow-methods', 'GET, POST, DELETE, OPTIONS')
-          .header('access-control-allow-headers', 'authorization, content-type, x-agent-id, x-session-id')
+          .header('access-control-allow-headers', 'authorization, content-type, x-agent-id, x-session-id, if-match')
           .header('access-control-max-age', '600')
           .send()
       }
@@ -253,6 +254,7 @@ export async function createGateway (cc: Crosscast, opts: GatewayOptions = {}): 
 
   registerWriteRoutes(app, ctx)
   registerReadRoutes(app, ctx)
+  registerClaimRoutes(app, ctx)
   registerStatic(app)
   registerAgentRoutes(app, ctx)
   app.get('/docs/json', { schema: { summary: 'this OpenAPI document' } as FastifySchema }, async () => openApiDocument(routes, { title: 'crosscast gateway', version: '1' }))

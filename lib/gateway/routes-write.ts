@@ -14,7 +14,7 @@ import {
 } from './schemas.ts'
 import { writerOf, writeAs, writeResult, notFound, type GatewayContext, type Writer } from './context.ts'
 
-const errors = { 400: ErrorResponse, 401: ErrorResponse, 404: ErrorResponse, 413: ErrorResponse }
+const errors = { 400: ErrorResponse, 401: ErrorResponse, 404: ErrorResponse, 409: ErrorResponse, 413: ErrorResponse }
 
 function writeSchema (summary: string, parts: Record<string, unknown>, response: unknown = WriteResponse, okStatus = 200): Record<string, unknown> {
   return { summary, headers: WriteHeaders, ...parts, response: { [okStatus]: response, ...errors } }
@@ -166,6 +166,9 @@ async function batchDrafts (ctx: GatewayContext, w: Writer, operations: Array<{ 
   for (const [i, op] of operations.entries()) {
     const field = `operations[${i}]`
     try {
+      if (op.event_type === 'claim_added' || op.event_type === 'claim_released') {
+        throw new CrosscastError('INVALID_EVENT_TYPE', `${op.event_type} is written by POST and DELETE /api/broadcast/features/:id/claim (tracks, spikes alike), which check who holds the item`, { field: 'event_type' })
+      }
       const payload = { ...op.payload }
       let resourceId = op.resource_id
       if (op.event_type === 'feature_created') {

@@ -3,7 +3,7 @@
 
 import { Type } from 'typebox'
 import { STATUSES, LINK_TYPES, PRIORITIES, EVENT_TYPES, RESOURCE_TYPES } from '../events/types.ts'
-import { MAX_TITLE_LENGTH, MAX_TAGS, MAX_TAG_LENGTH, MAX_LABEL_LENGTH } from '../events/validate.ts'
+import { MAX_TITLE_LENGTH, MAX_TAGS, MAX_TAG_LENGTH, MAX_LABEL_LENGTH, MIN_CLAIM_TTL_S, MAX_CLAIM_TTL_S } from '../events/validate.ts'
 
 const LABEL_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._:@+-]*$'
 const HEX8 = '[0-9a-f]{8}'
@@ -26,7 +26,8 @@ const Tags = Type.Array(Type.String({ minLength: 1, maxLength: MAX_TAG_LENGTH })
 /** Writes name who writes: the agent and its session, each session gets its own log. */
 export const WriteHeaders = Type.Object({
   'x-agent-id': Label,
-  'x-session-id': Label
+  'x-session-id': Label,
+  'if-match': Type.Optional(Type.String({ description: 'on the routes of one item: its version as read (quotes optional); refused with 409 CONFLICT and the current item if it changed since' }))
 }, { required: ['x-agent-id', 'x-session-id'] })
 
 export const ErrorResponse = Type.Object({
@@ -115,7 +116,8 @@ export const FeatureJson = Type.Object({
   created_at: Type.Union([Type.String(), Type.Null()]),
   updated_at: Type.Union([Type.String(), Type.Null()]),
   created_by: Type.Union([Type.String(), Type.Null()]),
-  links: Type.Array(Link)
+  links: Type.Array(Link),
+  version: Type.String({ description: 'id of the last event applied to the feature on this node; send it back as If-Match' })
 }, { additionalProperties: true })
 
 export const FeatureListQuery = Type.Object({
@@ -158,3 +160,48 @@ export const StaticParams = Type.Object({
 })
 
 export const AnyObject = Type.Object({}, { additionalProperties: true })
+
+export const ClaimBody = Type.Object({
+  ttl_s: Type.Optional(Type.Integer({ minimum: MIN_CLAIM_TTL_S, maximum: MAX_CLAIM_TTL_S, description: 'seconds the claim lasts unless renewed (default 300)' }))
+}, { additionalProperties: false })
+
+export const ClaimHolderJson = Type.Object({
+  agent_id: Type.String(),
+  session_id: Type.String(),
+  writer: Type.String(),
+  expires_at: Type.String(),
+  event_id: Type.String({ description: 'the claim_added that started the claim' })
+})
+
+export const ClaimResponse = Type.Object({
+  won: Type.Boolean(),
+  holder: Type.Union([ClaimHolderJson, Type.Null()]),
+  expires_at: Type.Union([Type.String(), Type.Null()])
+})
+
+export const ReleaseResponse = Type.Object({
+  success: Type.Boolean(),
+  holder: Type.Union([ClaimHolderJson, Type.Null()], { description: 'who holds the item after the release (null: nobody)' })
+})
+
+export const ReadyQuery = Type.Object({
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000 }))
+}, { additionalProperties: false })
+
+export const ReadyResponse = Type.Object({
+  features: Type.Array(FeatureJson),
+  count: Type.Integer()
+})
+
+export const PresenceEntryJson = Type.Object({
+  agent_id: Type.String(),
+  session_id: Type.String(),
+  writer: Type.String(),
+  node: Type.String(),
+  since: Type.String(),
+  last_seen: Type.String(),
+  claims: Type.Array(Type.String()),
+  self: Type.Boolean()
+})
+
+export const PresenceResponse = Type.Object({ sessions: Type.Array(PresenceEntryJson) })

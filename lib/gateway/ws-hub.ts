@@ -5,7 +5,7 @@
 
 import { randomBytes } from 'node:crypto'
 import type { WebSocket } from 'ws'
-import type { Crosscast, BroadcastEvent, SubscriptionFilter } from '../index.ts'
+import type { Crosscast, BroadcastEvent, SubscriptionFilter, PresenceEntry } from '../index.ts'
 import { CrosscastError } from '../errors.ts'
 import { RESOURCE_TYPES, type ResourceType, type EventType } from '../events/types.ts'
 import { validateEventType, validateId, validateLabel } from '../events/validate.ts'
@@ -36,6 +36,8 @@ interface Client {
   closing: boolean
   /** Bumped by every (un)subscribe, so a paced replay that was superseded stops. */
   generation: number
+  /** Sent `presence` frames: after an explicit subscribe (the seed's clients never asked for them). */
+  presence: boolean
 }
 
 export interface HubOptions {
@@ -116,10 +118,14 @@ export class BroadcastHub {
   private frameCache: { eventId: string, data: Buffer } | null = null
   private closed = false
   private stats = { eventsBroadcast: 0, framesSent: 0, bytesSent: 0, droppedLagging: 0, droppedDead: 0 }
+  private readonly onPresence = (sessions: PresenceEntry[]): void => {
+    for (const client of this.clients.values()) if (client.presence) this.sendControl(client, { type: 'presence', sessions })
+  }
 
   constructor (cc: Crosscast, opts: HubOptions) {
     this.cc = cc
     this.opts = opts
+    cc.on('presence', this.onPresence)
     if (opts.heartbeatMs > 0) {
       this.heartbeat = setInterval(() => this.beat(), opts.heartbeatMs)
       this.heartbeat.unref()
@@ -141,7 +147,8 @@ export class BroadcastHub {
       skipThrough: 0,
       alive: true,
       closing: false,
-      generation: 0
+      generation: 0,
+      presence: false
     }
     this.clients.set(client.id, client)
     socket.on('pong', () => { client.alive = true })
@@ -172,6 +179,7 @@ export class BroadcastHub {
   close (): void {
     if (this.closed) return
     this.closed = true
+    this.cc.off('presence', this.onPresence)
     if (this.heartbeat !== null) clearInterval(this.heartbeat)
     for (const client of this.clients.values()) {
       this.unsubscribe(client)
@@ -212,7 +220,8 @@ export class BroadcastHub {
     if (text === 'ping') return this.sendControl(client, { type: 'pong' })
     if (text === 'subscribe') {
       if (client.mode !== 'all') this.subscribe(client, { filter: {}, since: undefined })
-      return this.sendControl(client, { type: 'subscribed', client_id: client.id })
+      this.sendControl(client, { type: 'subscribed', client_id: client.id })
+      return this.startPresence(client)
     }
     let msg: unknown
     try {
@@ -236,6 +245,7 @@ export class BroadcastHub {
     if (type === 'unsubscribe') {
       this.unsubscribe(client)
       client.mode = 'none'
+      client.presence = false
       return this.sendControl(client, { type: 'unsubscribed', client_id: client.id })
     }
     if (type !== 'subscribe') {
@@ -245,7 +255,14 @@ export class BroadcastHub {
     const request = { filter: parseFilter(m.filter), since: parseSince(m.since) }
     // Acknowledge first so the replayed events follow the acknowledgement on the wire.
     this.sendControl(client, { type: 'subscribed', client_id: client.id, since: request.since ?? null })
+    this.startPresence(client)
     this.subscribe(client, request)
+  }
+
+  /** Who is online now, then again on every change. */
+  private startPresence (client: Client): void {
+    client.presence = true
+    this.sendControl(client, { type: 'presence', sessions: this.cc.presence() })
   }
 
   private subscribe (client: Client, request: SubscribeRequest): void {

@@ -38,5 +38,7 @@ export function nodePresence (node: PresenceNode): Presence {
   node.on('events', (events) => {
     if (events.some(e => e.event_type === 'claim_added' || e.event_type === 'claim_released')) presence.changed()
   })
+  // The starting point, so only real changes are announced.
+  presence.changed()
   return presence
 }
