@@ -6,7 +6,7 @@
 // network, as from any peer).
 
 import { mkdirSync, writeFileSync, existsSync } from 'node:fs'
-import { readFile } from 'node:fs/promises'
+import BetterSqlite3 from 'better-sqlite3'
 import { join } from 'node:path'
 import { Crosscast } from '../sdk/crosscast.ts'
 import type { CrosscastOptions } from '../sdk/options.ts'
@@ -20,12 +20,18 @@ type Env = Record<string, string | undefined>
 
 export const MAX_SLOTS = 32
 
-async function holdsSession (storage: string, sessionId: string): Promise<boolean> {
+/** Whether the slot holds this session's log (from its projection's writer table: a hint, so any failure is a no). */
+function holdsSession (storage: string, sessionId: string): boolean {
+  const path = join(storage, 'crosscast.db')
+  if (!existsSync(path)) return false
+  let db: InstanceType<typeof BetterSqlite3> | null = null
   try {
-    const writers = JSON.parse(await readFile(join(storage, 'writers.json'), 'utf8')) as Array<{ sessionId?: string, local?: boolean }>
-    return writers.some(w => w.local === true && w.sessionId === sessionId)
+    db = new BetterSqlite3(path, { readonly: true, fileMustExist: true })
+    return db.prepare('SELECT 1 FROM writers WHERE local = 1 AND session_id = ? LIMIT 1').get(sessionId) !== undefined
   } catch {
     return false
+  } finally {
+    db?.close()
   }
 }
 
@@ -44,7 +50,7 @@ function recordRoom (room: string, secret: string | undefined, env: Env): void {
 export async function openInPool (opts: Omit<CrosscastOptions, 'storage'> & { room: string, sessionId: string }, env: Env = process.env): Promise<Crosscast> {
   recordRoom(opts.room, opts.secret, env)
   const existing = slotDirs(opts.room, env)
-  const own = await Promise.all(existing.map(dir => holdsSession(dir, opts.sessionId)))
+  const own = existing.map(dir => holdsSession(dir, opts.sessionId))
   const ordered = [...existing.filter((_, i) => own[i]), ...existing.filter((_, i) => !own[i])]
   for (let i = 0; ordered.length < MAX_SLOTS; i++) {
     const dir = join(roomDir(opts.room, env), String(i))
