@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import { CrosscastError } from '../errors.ts'
 import { validateLabel } from '../events/validate.ts'
 import { projectRoom } from './room.ts'
-import { getKey, ensureKey, keysPath, fingerprint } from './keys.ts'
+import { getKey, ensureKey, keysPath } from './keys.ts'
 import { roomDir } from './paths.ts'
 
 type Env = Record<string, string | undefined>
@@ -66,8 +66,4 @@ export function resolveIdentity (flags: IdentityFlags, env: Env = process.env, c
     }
   }
   return { room, derived: explicitRoom === undefined, secret, keyCreated, agent, sessionId }
-}
-
-export function describeKey (secret: string | undefined): string {
-  return secret === undefined ? 'no secret' : `key ${fingerprint(secret)}`
 }
