@@ -2,13 +2,15 @@
 // the work-item CLI (on its own node, and through a running `crosscast mcp`'s
 // socket), the hook and `setup claude`. Commands run as separate processes.
 import test, { type Assert } from 'brittle'
-import { execFile } from 'node:child_process'
+import { execFile, spawn } from 'node:child_process'
+import { request } from 'node:http'
 import { promisify } from 'node:util'
 import { mkdirSync, writeFileSync, readFileSync, statSync, existsSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { CLI, TSX, spawnMcp } from './helpers/mcp.ts'
 import { normalizeRemote, projectRoom } from '../lib/agents/room.ts'
 import { openInPool } from '../lib/agents/pool.ts'
+import { liveNodes, type NodeInfo } from '../lib/agents/nodes.ts'
 import { resolveIdentity } from '../lib/agents/identity.ts'
 import { isCrosscastError } from '../lib/errors.ts'
 import type { Crosscast } from '../lib/index.ts'
@@ -160,6 +162,36 @@ test('cli: beside a running crosscast mcp, commands go through its socket and wr
   t.alike(who.sessions.map((s: { session_id: string, claims: string[] }) => [s.session_id, s.claims]), [['mcp-1', [held.id]]])
   const slots = readdirSync(join(home, 'data', 'rooms', readdirSync(join(home, 'data', 'rooms'))[0])).filter(n => /^\d+$/.test(n))
   t.alike(slots, ['0'], 'the CLI opened no storage of its own')
+})
+
+test('serve --pool: the gateway serves its API on a unix socket too, and commands use it', { timeout: 180_000 }, async (t) => {
+  const home = await t.tmp()
+  const env = { CROSSCAST_HOME: home }
+  const serve = spawn(process.execPath, ['--import', TSX, CLI, 'serve', '--pool', '--room', 'served', '--port', '0', '--no-swarm', '--no-lan', '--log-level', 'warn'], { env: { ...process.env, ...env }, stdio: 'ignore' })
+  const exited = new Promise(resolve => serve.once('exit', resolve))
+  t.teardown(async () => { if (serve.exitCode === null) { process.kill(serve.pid!, 'SIGKILL'); await exited } })
+  let node: NodeInfo | undefined
+  for (let i = 0; i < 600 && node === undefined; i++) {
+    node = liveNodes('served', env)[0]
+    if (node === undefined) await new Promise(resolve => setTimeout(resolve, 50))
+  }
+  t.is(node?.kind, 'serve', 'serve --pool announces itself in its slot')
+  const base = ['--room', 'served', '--agent', 'tester', '--no-swarm', '--no-lan']
+  const created = JSON.parse((await cli(['feature', 'create', 'through serve', '--json', ...base], { env })).stdout)
+  // The REST API itself on the socket, as on TCP.
+  const rest = await new Promise<{ features: Array<{ id: string }> }>((resolve, reject) => {
+    request({ socketPath: node!.socket, path: '/api/features', headers: { host: 'localhost' } }, (res) => {
+      let body = ''
+      res.on('data', (d: Buffer) => { body += d.toString() })
+      res.on('end', () => resolve(JSON.parse(body)))
+    }).on('error', reject).end()
+  })
+  t.alike(rest.features.map(f => f.id), [created.id], 'the write is on the running node')
+  t.is(statSync(node!.socket).mode & 0o777, 0o600, 'the socket is the user\'s only')
+  process.kill(serve.pid!, 'SIGTERM')
+  t.is(await exited, 0, 'stops cleanly')
+  t.absent(existsSync(node!.socket), 'and removes its socket')
+  t.is(liveNodes('served', env).length, 0)
 })
 
 test('cli: with no running node here, a write waits until a peer has it', { timeout: 180_000 }, async (t) => {
