@@ -143,6 +143,9 @@ test('cli: work-item commands on a node of their own, JSON and aligned plain tex
   t.alike(changes.events.map((e: { event_type: string }) => e.event_type), ['feature_created', 'feature_created', 'status_changed', 'link_added', 'comment_added', 'track_updated'])
   t.is(changes.events[5].payload.description, 'all docs')
   t.is(changes.events[5].resource_id, track.id)
+  await cli(['spike', 'create', 'later', ...base], { env })
+  const next = JSON.parse((await cli(['changes', '--include-own', '--json', ...base], { env })).stdout)
+  t.alike(next.events.map((e: { event_type: string }) => e.event_type), ['spike_updated'], 'the next changes call goes on from where the last one stopped')
 })
 
 test('cli: beside a running crosscast mcp, commands go through its socket and writes are live on it at once', { timeout: 180_000 }, async (t) => {

@@ -5,6 +5,8 @@
 // either way and syncs later).
 
 import { request } from 'node:http'
+import { readFileSync, writeFileSync, mkdirSync } from 'node:fs'
+import { join } from 'node:path'
 import { CrosscastError, ERROR_CODES, type ErrorCode } from '../errors.ts'
 import { validateLabel } from '../events/validate.ts'
 import { liveNodes, pickNode, readNodeFile, type NodeInfo } from './nodes.ts'
@@ -88,13 +90,33 @@ async function runLocally (flags: ClientFlags, name: string, args: Record<string
   const { cc } = node
   try {
     const session = async (): Promise<Awaited<ReturnType<typeof cc.session>>> => await cc.session({ sessionId: cc.sessionId })
-    const result = await runOperation({ cc, sessionId: cc.sessionId, agent: cc.agent, session, cursors: cursorsOf(cc) }, name, args)
+    // No running node keeps this session's `changes` cursor: it is kept beside the slot's data.
+    const saved = name === 'changes' && args.since === undefined ? readCursor(cc.storage, cc.sessionId) : undefined
+    const result = await runOperation({ cc, sessionId: cc.sessionId, agent: cc.agent, session, cursors: cursorsOf(cc) }, name, saved === undefined ? args : { ...args, since: saved })
+    if (name === 'changes') saveCursor(cc.storage, cc.sessionId, (result as { cursor: string }).cursor)
     // With discovery off no peer can come: nothing to wait for.
     if (!op.readOnly && (flags.swarm !== false || flags.lan !== false)) await reachedPeer(await session(), flags.syncTimeoutMs ?? DEFAULT_SYNC_TIMEOUT_MS)
     return result
   } finally {
     await node.close()
   }
+}
+
+function cursorFile (storage: string, sessionId: string): string {
+  return join(storage, 'cursors', `${sessionId}.json`)
+}
+
+function readCursor (storage: string, sessionId: string): string | undefined {
+  try {
+    return (JSON.parse(readFileSync(cursorFile(storage, sessionId), 'utf8')) as { cursor?: string }).cursor
+  } catch {
+    return undefined
+  }
+}
+
+function saveCursor (storage: string, sessionId: string, cursor: string): void {
+  mkdirSync(join(storage, 'cursors'), { recursive: true, mode: 0o700 })
+  writeFileSync(cursorFile(storage, sessionId), JSON.stringify({ cursor }) + '\n', { mode: 0o600 })
 }
 
 interface PeerState { remoteLength: number }
