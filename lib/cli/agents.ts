@@ -50,10 +50,13 @@ export function registerAgentCommands (program: Command): void {
   program.command('invite')
     .description('print a token that lets another machine join the room (it carries the room key: share it privately)')
     .option('--room <name>', 'room (default: derived from the git repository; env CROSSCAST_ROOM)')
-    .action((flags: { room?: string }) => {
+    .option('--json', 'print JSON')
+    .action((flags: { room?: string, json?: boolean }) => {
       const room = roomOf(flags)
       const key = getKey(room) ?? ensureKey(room).key
-      process.stdout.write(inviteToken(room, key.secret) + '\n')
+      const token = inviteToken(room, key.secret)
+      if (flags.json === true) return void process.stdout.write(JSON.stringify({ room, token, key_fingerprint: fingerprint(key.secret) }, null, 2) + '\n')
+      process.stdout.write(token + '\n')
       process.stderr.write(`on the other machine: crosscast join <token>   (room ${room}, key ${fingerprint(key.secret)})\n`)
     })
 
@@ -72,10 +75,13 @@ export function registerAgentCommands (program: Command): void {
     .description('for agent hooks: print what other sessions changed since this session last looked (nothing when nothing changed)')
     .option('--room <name>', 'room (default: derived from the git repository; env CROSSCAST_ROOM)')
     .option('--session <id>', 'whose "last looked" (default: the agent tool\'s session; env CROSSCAST_SESSION)')
-    .action(async (flags: { room?: string, session?: string }) => {
+    .option('--json', 'print {room, events, text}')
+    .action(async (flags: { room?: string, session?: string, json?: boolean }) => {
       const { runHook, readHookInput } = await import('../agents/hook.ts')
       const input = await readHookInput()
-      const { text } = runHook(flags, input)
+      const result = runHook(flags, input)
+      const { text } = result
+      if (flags.json === true) return void process.stdout.write(JSON.stringify(result) + '\n')
       if (text === '') return
       // After a tool call, Claude Code passes plain output only to the transcript: hand it to the model as context.
       if (input.hook_event_name === 'PostToolUse') process.stdout.write(JSON.stringify({ hookSpecificOutput: { hookEventName: 'PostToolUse', additionalContext: text } }) + '\n')
@@ -101,8 +107,10 @@ export function registerAgentCommands (program: Command): void {
   program.command('where')
     .description('print where crosscast keeps this machine\'s data and keys, and how to remove them')
     .option('--room <name>', 'room (default: derived from the git repository; env CROSSCAST_ROOM)')
-    .action((flags: { room?: string }) => {
+    .option('--json', 'print JSON')
+    .action((flags: { room?: string, json?: boolean }) => {
       const room = roomOf(flags)
+      if (flags.json === true) return void process.stdout.write(JSON.stringify({ room, room_data: roomDir(room), data: dataDir(), keys: keysPath() }, null, 2) + '\n')
       const c = colors()
       process.stdout.write(table([
         [c.dim('room'), room],
