@@ -26,11 +26,15 @@ function nonEmpty (v: string | undefined): string | undefined {
   return v === undefined || v === '' ? undefined : v
 }
 
-/** Claude Code (and others) pass a JSON object on stdin; anything else is ignored. */
-export async function readHookInput (stdin: NodeJS.ReadStream = process.stdin, waitMs = 100): Promise<HookInput> {
+/**
+ * Claude Code (and others) pass a JSON object on stdin and close it; anything
+ * else is ignored. A stdin left open with nothing on it costs only a short wait.
+ */
+export async function readHookInput (stdin: NodeJS.ReadStream = process.stdin, idleMs = 20, waitMs = 150): Promise<HookInput> {
   if (stdin.isTTY === true) return {}
   return await new Promise(resolve => {
     let text = ''
+    let timer: NodeJS.Timeout
     const done = (): void => {
       clearTimeout(timer)
       stdin.pause()
@@ -42,8 +46,12 @@ export async function readHookInput (stdin: NodeJS.ReadStream = process.stdin, w
         resolve({})
       }
     }
-    const timer = setTimeout(done, waitMs)
-    stdin.on('data', (chunk: Buffer) => { text += chunk.toString('utf8') })
+    timer = setTimeout(done, idleMs)
+    stdin.on('data', (chunk: Buffer) => {
+      // Input is arriving: give it until its end.
+      if (text === '') { clearTimeout(timer); timer = setTimeout(done, waitMs) }
+      text += chunk.toString('utf8')
+    })
     stdin.once('end', done)
     stdin.once('error', done)
   })
