@@ -78,6 +78,8 @@ test('claims over REST: claim, CLAIMED for another session, release, ready; batc
   t.is(won.body.holder.agent_id, 'claude-1')
   t.is(won.body.expires_at, won.body.holder.expires_at)
   t.alike(cc.claimOf(a), won.body.holder, 'the SDK sees the same holder')
+  t.alike((await get(url, `/api/features/${a}`)).body.claim, won.body.holder, 'a single-item read carries its claim')
+  t.is((await get(url, `/api/features/${b}`)).body.claim, null)
 
   const refused = await post(url, `/api/broadcast/features/${a}/claim`, {}, OTHER)
   t.is(refused.status, 409)
@@ -86,7 +88,8 @@ test('claims over REST: claim, CLAIMED for another session, release, ready; batc
   t.is(refused.body.current.session_id, 'sess-1')
 
   t.alike((await get(url, '/api/ready')).body.features.map((f: { id: string }) => f.id), [b, c], 'claimed A is not ready; critical before none')
-  t.alike((await get(url, '/api/ready?limit=1')).body, { features: [(await get(url, `/api/features/${b}`)).body], count: 1 })
+  const { claim: _, ...bRead } = (await get(url, `/api/features/${b}`)).body
+  t.alike((await get(url, '/api/ready?limit=1')).body, { features: [bRead], count: 1 })
   t.is((await get(url, '/api/ready?limit=0')).status, 400)
 
   const notMine = await request(url, 'DELETE', `/api/broadcast/features/${a}/claim`, undefined, OTHER)
@@ -97,6 +100,7 @@ test('claims over REST: claim, CLAIMED for another session, release, ready; batc
 
   t.is((await post(url, '/api/broadcast/tracks/trk-0000000c', { title: 'T' })).status, 200)
   t.is((await post(url, '/api/broadcast/tracks/trk-0000000c/claim', {})).body.won, true, 'tracks can be claimed')
+  t.is((await get(url, '/api/tracks/trk-0000000c')).body.claim.session_id, 'sess-1', 'and their reads carry the claim')
   const missing = await post(url, '/api/broadcast/features/feat-0000beef/claim', {})
   t.alike([missing.status, missing.body.code], [404, 'NOT_FOUND'])
   const badTtl = await post(url, `/api/broadcast/features/${c}/claim`, { ttl_s: 0 })
@@ -144,4 +148,27 @@ test('presence over HTTP and WebSocket: GET /api/presence and presence frames wh
   const left = await ws.waitFor(f => f.type === 'presence', 10_000, from)
   t.alike(left.sessions.map((s: { session_id: string }) => s.session_id), ['gateway'], 'a frame without the peer once its connection is gone')
   await until(async () => (await get(url, '/api/presence')).body.sessions.length === 1, 5000, 'GET /api/presence to drop the peer')
+})
+
+test('claim_lost frame: a REST claimant cut off from an earlier claimant is told on the WebSocket', async (t) => {
+  const { cc, url } = await startGateway(t)
+  const peer = await Crosscast.open({ storage: await t.tmp(), room: 'gateway-test', agent: 'bob', sessionId: 'sess-peer', swarm: false, lan: false })
+  t.teardown(() => peer.close())
+  const id = await createFeature(url, { title: 'contended' })
+  const first = await link(t, cc, peer)
+  await until(async () => (await peer.features.get(id)) !== null, 10_000, 'the peer to see the feature')
+  first.destroy()
+  await until(() => cc.status().peers.length === 0 && peer.status().peers.length === 0, 10_000, 'the link to be down')
+
+  const ws = await openWs(t, url)
+  ws.send('subscribe')
+  await ws.waitFor(f => f.type === 'presence')
+  t.is((await peer.claim(id)).won, true, 'the peer claims first, alone')
+  await new Promise(resolve => setTimeout(resolve, 5))
+  t.is((await post(url, `/api/broadcast/features/${id}/claim`, { ttl_s: 60 })).body.won, true, 'the REST session claims later, alone')
+
+  await link(t, cc, peer)
+  const lost = await ws.waitFor(f => f.type === 'claim_lost', 10_000)
+  t.alike([lost.resource_id, lost.session_id, lost.holder.session_id, lost.holder.writer], [id, 'sess-1', 'sess-peer', peer.writerKey])
+  t.is((await get(url, `/api/ready`)).body.count, 0, 'held by the peer now, so not ready')
 })

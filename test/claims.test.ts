@@ -1,7 +1,9 @@
 import test, { type Assert } from 'brittle'
 import net from 'node:net'
 import { Crosscast, CrosscastError, contentHash, type ClaimLost, type ErrorCode } from '../lib/index.ts'
+import fc from 'fast-check'
 import { encodeBlock, decodeBlock } from '../lib/events/codec.ts'
+import { claimChains, winningChain, type ClaimEventRow } from '../lib/projection/claims.ts'
 import { countEvents, until } from './helpers/node.ts'
 import { spawnPeer } from './helpers/child-peer.ts'
 
@@ -43,12 +45,40 @@ async function rejectsWith (t: Assert, promise: Promise<unknown>, code: ErrorCod
 test('claim codec: a block without claims stays version 1, a claim block is version 2 and decodes', async (t) => {
   const plain = encodeBlock('s', [{ event_type: 'comment_added', resource_id: 'feat-00000001', agent_id: 'a', hlc: 1, parent: null, payload: { comment_text: 'x', author: 'a' } }])
   t.is(plain[0], 1, 'old-format block for old event types (older peers still read it)')
+  t.alike(decodeBlock(plain).events[0].payload, { comment_text: 'x', author: 'a' }, 'and it decodes as before')
   const claim = encodeBlock('s', [{ event_type: 'claim_added', resource_id: 'feat-00000001', agent_id: 'a', hlc: 1, parent: null, payload: { ttl_s: 60 } }])
   t.is(claim[0], 2)
   t.alike(decodeBlock(claim).events[0].payload, { ttl_s: 60 })
   const forged = Buffer.from(claim)
   forged[0] = 1
   t.exception(() => decodeBlock(forged), /unknown event type 8 in a version 1 block/, 'a version-1 block cannot carry a claim')
+})
+
+test('claim rule: the same holder whatever order the claim events arrive in, at any moment', async (t) => {
+  const writers = ['aa', 'bb', 'cc']
+  const event = fc.record({
+    writer: fc.constantFrom(...writers),
+    release: fc.boolean(),
+    atMs: fc.integer({ min: 0, max: 60_000 }),
+    ttl: fc.integer({ min: 1, max: 30 })
+  })
+  fc.assert(fc.property(fc.array(event, { maxLength: 24 }), fc.integer({ min: 0, max: 100_000 }), fc.integer(), (drawn, nowMs, seed) => {
+    const rows: ClaimEventRow[] = drawn.map((e, i) => ({
+      event_id: `e${i}`,
+      event_type: e.release ? 'claim_released' : 'claim_added',
+      writer: e.writer,
+      agent_id: 'a',
+      session_id: e.writer,
+      // A clock never repeats: the index is the counter inside the millisecond.
+      hlc: e.atMs * 1000 + i,
+      payload: e.release ? '{}' : JSON.stringify({ ttl_s: e.ttl })
+    }))
+    const shuffled = [...rows].sort((x, y) => ((x.hlc * 31 + seed) % 97) - ((y.hlc * 31 + seed) % 97) || x.event_id.localeCompare(y.event_id))
+    const a = winningChain(claimChains(rows), nowMs)
+    const b = winningChain(claimChains(shuffled), nowMs)
+    return (a?.start.event_id ?? null) === (b?.start.event_id ?? null) && (a?.expiresMs ?? null) === (b?.expiresMs ?? null)
+  }), { numRuns: 500 })
+  t.pass('500 random claim histories, each in two arrival orders, name one holder')
 })
 
 test('claim: a second session is refused with CLAIMED naming the holder; release lets it in', async (t) => {
@@ -73,6 +103,10 @@ test('claim: a second session is refused with CLAIMED naming the holder; release
   t.is(countEvents(b), before, 'a refused claim writes nothing')
   t.is((await a.claim(f.id)).won, true, 'the holder may claim again (a renewal)')
 
+  const beforeReindex = a.claimOf(f.id)
+  t.is(beforeReindex?.event_id, won.holder?.event_id, 'the renewal kept the claim\'s identity')
+  await a.reindex()
+  t.alike(a.claimOf(f.id), beforeReindex, 'a rebuilt projection names the same holder (claims are read from the audit trail)')
   await a.release(f.id)
   t.is(a.claimOf(f.id), null)
   await until(() => b.claimOf(f.id) === null, 10_000, 'B to see the release')
@@ -134,6 +168,21 @@ test('claim: expires after its ttl when not renewed, and when its node is gone',
   await a.close()
   await until(() => b.claimOf(g.id) === null, 8000, 'the claim of a closed node to lapse')
   t.is((await b.claim(g.id)).won, true, 'the item can be claimed again')
+})
+
+test('claim: a session reopened from the same storage keeps its claims and renews them', async (t) => {
+  const storage = await t.tmp()
+  const options = { storage, room: 'claims', secret: 's3cret', agent: 'alice', sessionId: 'sess-a', swarm: false, lan: false }
+  const first = await Crosscast.open(options)
+  const f = await first.features.create('Held across a restart').save()
+  const { holder } = await first.claim(f.id, { ttlS: 3 })
+  await first.close()
+  const again = await Crosscast.open(options)
+  t.teardown(() => again.close())
+  t.is(again.claimOf(f.id)?.event_id, holder?.event_id, 'still its claim after the restart')
+  await new Promise(resolve => setTimeout(resolve, 4500))
+  t.is(again.claimOf(f.id)?.event_id, holder?.event_id, 'renewed past its first ttl, same claim')
+  t.ok(again.listEvents({ type: 'claim_added', limit: 100 }).events.length >= 2, 'by new claim_added events')
 })
 
 test('ready(): todo features with done dependencies and no live claim, by priority then age', async (t) => {

@@ -62,7 +62,7 @@ test('presence: relayed on, so a chain A - B - C lists everyone, and nothing is 
   await until(() => sessions(a).length === 2, 5000, 'C\'s goodbye to reach A through B')
 })
 
-test('presence: a session whose process is killed lapses on its peer (two processes on a testnet)', async (t) => {
+test('presence: a session whose process is killed lapses on its peer (two processes on a testnet)', { timeout: 120_000 }, async (t) => {
   const testnet = await createTestnet(t)
   const a = await Crosscast.open({ storage: await t.tmp(), room: 'presence-kill', agent: 'alice', sessionId: 'sess-a', swarm: true, lan: false, bootstrap: testnet.bootstrap })
   t.teardown(() => a.close())

@@ -42,7 +42,7 @@ export function registerReadRoutes (app: FastifyInstance, ctx: GatewayContext): 
     const { id } = (req as FastifyRequest & IdRequest).params
     const feature = await cc.features.get(id)
     if (feature === null) throw notFound('feature', id)
-    return feature.toJSON()
+    return { ...feature.toJSON(), claim: cc.claimOf(id) }
   })
 
   // Tracks and spikes: the same two routes over each collection.
@@ -63,9 +63,9 @@ export function registerReadRoutes (app: FastifyInstance, ctx: GatewayContext): 
       config: { responses: { 200: AnyObject, ...errors } }
     }, async (req) => {
       const { id } = (req as FastifyRequest & IdRequest).params
-      const found: { toJSON (): unknown } | null = await item.collection.get(id)
+      const found: { toJSON (): object } | null = await item.collection.get(id)
       if (found === null) throw notFound(item.kind, id)
-      return found.toJSON()
+      return { ...found.toJSON(), claim: cc.claimOf(id) }
     })
   }
 

@@ -117,7 +117,8 @@ export const FeatureJson = Type.Object({
   updated_at: Type.Union([Type.String(), Type.Null()]),
   created_by: Type.Union([Type.String(), Type.Null()]),
   links: Type.Array(Link),
-  version: Type.String({ description: 'id of the last event applied to the feature on this node; send it back as If-Match' })
+  version: Type.String({ description: 'id of the last event applied to the feature on this node; send it back as If-Match' }),
+  claim: Type.Optional(Type.Unknown({ description: 'single-item reads only: the live claim { agent_id, session_id, writer, expires_at, event_id } or null' }))
 }, { additionalProperties: true })
 
 export const FeatureListQuery = Type.Object({

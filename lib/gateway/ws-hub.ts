@@ -5,7 +5,7 @@
 
 import { randomBytes } from 'node:crypto'
 import type { WebSocket } from 'ws'
-import type { Crosscast, BroadcastEvent, SubscriptionFilter, PresenceEntry } from '../index.ts'
+import type { Crosscast, BroadcastEvent, SubscriptionFilter, PresenceEntry, ClaimLost } from '../index.ts'
 import { CrosscastError } from '../errors.ts'
 import { RESOURCE_TYPES, type ResourceType, type EventType } from '../events/types.ts'
 import { validateEventType, validateId, validateLabel } from '../events/validate.ts'
@@ -36,7 +36,7 @@ interface Client {
   closing: boolean
   /** Bumped by every (un)subscribe, so a paced replay that was superseded stops. */
   generation: number
-  /** Sent `presence` frames: after an explicit subscribe (the seed's clients never asked for them). */
+  /** Sent `presence` and `claim_lost` frames: after an explicit subscribe (the seed's clients never asked for them). */
   presence: boolean
 }
 
@@ -122,10 +122,16 @@ export class BroadcastHub {
     for (const client of this.clients.values()) if (client.presence) this.sendControl(client, { type: 'presence', sessions })
   }
 
+  /** A session this node hosts (its own or an X-Session-ID) lost a claim: its REST client learns it here. */
+  private readonly onClaimLost = (lost: ClaimLost): void => {
+    for (const client of this.clients.values()) if (client.presence) this.sendControl(client, { type: 'claim_lost', ...lost })
+  }
+
   constructor (cc: Crosscast, opts: HubOptions) {
     this.cc = cc
     this.opts = opts
     cc.on('presence', this.onPresence)
+    cc.on('claim-lost', this.onClaimLost)
     if (opts.heartbeatMs > 0) {
       this.heartbeat = setInterval(() => this.beat(), opts.heartbeatMs)
       this.heartbeat.unref()
@@ -180,6 +186,7 @@ export class BroadcastHub {
     if (this.closed) return
     this.closed = true
     this.cc.off('presence', this.onPresence)
+    this.cc.off('claim-lost', this.onClaimLost)
     if (this.heartbeat !== null) clearInterval(this.heartbeat)
     for (const client of this.clients.values()) {
       this.unsubscribe(client)

@@ -39,7 +39,7 @@ export interface ClaimChain {
   expiresMs: number
 }
 
-const ttlOf = (row: ClaimEventRow): number => (JSON.parse(row.payload) as { ttl_s: number }).ttl_s
+export const claimTtlS = (row: ClaimEventRow): number => (JSON.parse(row.payload) as { ttl_s: number }).ttl_s
 
 /** Every writer's current chain on one item, live or not, from its claim events in any order. */
 export function claimChains (rows: readonly ClaimEventRow[]): ClaimChain[] {
@@ -60,7 +60,7 @@ export function claimChains (rows: readonly ClaimEventRow[]): ClaimChain[] {
         continue
       }
       const at = hlcToMillis(row.hlc)
-      const expiresMs = at + ttlOf(row) * 1000
+      const expiresMs = at + claimTtlS(row) * 1000
       if (chain !== null && at < chain.expiresMs) {
         chain.latest = row
         chain.expiresMs = Math.max(chain.expiresMs, expiresMs)
@@ -97,6 +97,7 @@ export function holderOf (chain: ClaimChain): ClaimHolder {
 export class ClaimReader {
   private readonly ofResource: Statement
   private readonly claimed: Statement
+  private readonly claimedBy: Statement
 
   constructor (db: Database) {
     this.ofResource = db.prepare(`SELECT event_id, event_type, writer, agent_id, session_id, hlc, payload FROM broadcast_events
@@ -104,6 +105,8 @@ export class ClaimReader {
     // Items whose latest claim event could still be live: everything else holds no claim.
     this.claimed = db.prepare(`SELECT DISTINCT resource_id FROM broadcast_events
       WHERE event_type = 'claim_added' AND hlc >= ?`)
+    this.claimedBy = db.prepare(`SELECT DISTINCT resource_id FROM broadcast_events
+      WHERE event_type = 'claim_added' AND hlc >= ? AND writer = ?`)
   }
 
   chains (resourceId: string): ClaimChain[] {
@@ -115,14 +118,15 @@ export class ClaimReader {
     return chain === null ? null : holderOf(chain)
   }
 
-  /** Every item with a live claim now, and its holder. */
-  held (nowMs = Date.now()): Map<string, ClaimHolder> {
+  /** Every item with a live claim now (or only those `writer` holds), and its holder. */
+  held (nowMs = Date.now(), writer?: string): Map<string, ClaimHolder> {
     const out = new Map<string, ClaimHolder>()
     // A claim event older than the longest ttl can only be live through a newer renewal, which this also finds.
     const since = (nowMs - MAX_CLAIM_TTL_S * 1000) * 1000
-    for (const { resource_id: id } of this.claimed.all(since) as Array<{ resource_id: string }>) {
+    const ids = (writer === undefined ? this.claimed.all(since) : this.claimedBy.all(since, writer)) as Array<{ resource_id: string }>
+    for (const { resource_id: id } of ids) {
       const holder = this.holder(id, nowMs)
-      if (holder !== null) out.set(id, holder)
+      if (holder !== null && (writer === undefined || holder.writer === writer)) out.set(id, holder)
     }
     return out
   }

@@ -8,7 +8,7 @@ import type { Database } from 'better-sqlite3'
 import { CrosscastError } from '../errors.ts'
 import type { BroadcastEvent, EventDraft } from '../events/types.ts'
 import { validateClaimTtl, validateId } from '../events/validate.ts'
-import { ClaimReader, winningChain, holderOf, type ClaimHolder } from '../projection/claims.ts'
+import { ClaimReader, winningChain, holderOf, claimTtlS, type ClaimHolder } from '../projection/claims.ts'
 import type { Logger } from '../logger.ts'
 import type { StateReader, FeatureRecord } from './state.ts'
 
@@ -17,6 +17,7 @@ export type { ClaimHolder } from '../projection/claims.ts'
 export const DEFAULT_CLAIM_TTL_S = 300
 /** How often held claims are looked at (renewal, expiry, loss). */
 const CLAIM_CHECK_MS = 1000
+const RENEW_MARGIN_CHECKS = 3
 const PRIORITY_RANK: Record<string, number> = { critical: 0, high: 1, medium: 2, low: 3 }
 
 export interface ClaimOptions {
@@ -73,6 +74,19 @@ export class ClaimManager {
   /** Every item with a live claim now, by holder. */
   holders (): Map<string, ClaimHolder> {
     return this.reader.held()
+  }
+
+  /**
+   * A session reopened (the same session id, so the same log): it is present
+   * again, so the claims it still holds are renewed and watched as if just made.
+   */
+  adopt (session: ClaimingSession): void {
+    for (const id of this.reader.held(Date.now(), session.writerKey).keys()) {
+      const latest = this.reader.chains(id).find(c => c.writer === session.writerKey)?.latest
+      const ttlS = latest === undefined ? DEFAULT_CLAIM_TTL_S : claimTtlS(latest)
+      this.held.set(id, { session, ttlS, renew: true, renewing: false })
+    }
+    if (this.held.size > 0) this.watch()
   }
 
   claim (session: ClaimingSession, id: string, opts: ClaimOptions = {}): Promise<ClaimResult> {
@@ -207,7 +221,9 @@ export class ClaimManager {
       return
     }
     const mine = chains.find(c => c.writer === held.session.writerKey)
-    if (!held.renew || held.renewing || mine === undefined || mine.expiresMs - now > held.ttlS * 500) return
+    // Half the ttl ahead, and never less than a few checks ahead, so a late timer on a busy machine cannot let it lapse.
+    const renewWithinMs = Math.max(held.ttlS * 500, RENEW_MARGIN_CHECKS * CLAIM_CHECK_MS)
+    if (!held.renew || held.renewing || mine === undefined || mine.expiresMs - now > renewWithinMs) return
     held.renewing = true
     held.session.append([{ event_type: 'claim_added', resource_id: id, payload: { ttl_s: held.ttlS } }])
       .catch(err => this.host.logger.warn({ err: (err as Error).message, resource: id }, 'renewing a claim failed'))

@@ -259,6 +259,7 @@ export class Crosscast extends EventEmitter implements Writer {
     this.defaultSession = await this.session({ sessionId: this.options.sessionId, agent: this.options.agent })
     // Catch up what earlier runs left unprojected (a crash between append and commit).
     await Promise.all([...this.feeds.values()].map(feed => feed.drain()))
+    this._claims.adopt(this.defaultSession)
     this._presence = nodePresence(this)
     // Started even with swarm and LAN off: replicate() can still carry the room over any stream.
     {
