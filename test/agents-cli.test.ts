@@ -197,6 +197,35 @@ test('serve --pool: the gateway serves its API on a unix socket too, and command
   t.is(liveNodes('served', env).length, 0)
 })
 
+test('gateway /api/agents routes: malformed requests are refused with a code, never a 500', { timeout: 60_000 }, async (t) => {
+  const { Crosscast } = await import('../lib/index.ts')
+  const { createGateway } = await import('../lib/gateway/index.ts')
+  const cc = await Crosscast.open({ storage: await t.tmp(), swarm: false, lan: false })
+  const gw = await createGateway(cc, { port: 0 })
+  t.teardown(async () => { await gw.close(); await cc.close() })
+  const headers = { 'content-type': 'application/json', 'x-agent-id': 'a', 'x-session-id': 's' }
+  const cases: Array<[string, RequestInit, number, string]> = [
+    ['create_item', { headers, body: '[1,2]' }, 400, 'INVALID_FIELD'],
+    ['create_item', { headers, body: '"text"' }, 400, 'INVALID_FIELD'],
+    ['create_item', { headers, body: '{"kind":"feature","title":"x"' }, 400, ''],
+    ['create_item', { headers: { 'content-type': 'application/json' }, body: '{"kind":"feature","title":"x"}' }, 400, 'INVALID_HEADER'],
+    ['get_item', { headers, body: '{"id":{"$ne":1}}' }, 400, 'INVALID_FIELD'],
+    ['get_item', { headers, body: '{"id":"feat-"}' }, 400, 'INVALID_ID'],
+    ['changes', { headers, body: '{"since":-1}' }, 400, 'INVALID_CURSOR'],
+    ['list_items', { headers, body: '{"limit":1e9}' }, 400, 'INVALID_FIELD'],
+    ['nope', { headers, body: '{}' }, 404, 'NOT_FOUND']
+  ]
+  for (const [op, init, status, code] of cases) {
+    const res = await fetch(`${gw.url}/api/agents/${op}`, { method: 'POST', ...init })
+    const body = await res.json() as { code: string }
+    t.is(res.status, status, `${op} ${String(init.body)} -> ${status}`)
+    if (code !== '') t.is(body.code, code)
+  }
+  const ok = await fetch(`${gw.url}/api/agents/create_item`, { method: 'POST', headers, body: '{"kind":"spike","title":"over tcp"}' })
+  t.is(ok.status, 200)
+  t.is((await cc.spikes.list())[0].title, 'over tcp')
+})
+
 test('cli: with no running node here, a write waits until a peer has it', { timeout: 180_000 }, async (t) => {
   const { bootstrap } = await createTestnet(t)
   const net = ['--room', 'far-room', '--secret', 'far-secret', '--no-lan', ...bootstrap.flatMap(b => ['--bootstrap', `${b.host}:${b.port}`])]
