@@ -58,12 +58,17 @@ test('keys: init creates the room key in the config directory, invite and join c
   const repo = await project(t, 'git@github.com:acme/keys.git')
   const home = await t.tmp()
   const other = await t.tmp()
-  const init = await cli(['init', '--json'], { env: { CROSSCAST_HOME: home }, cwd: repo })
-  const made = JSON.parse(init.stdout)
+  // Two sessions starting at once on a fresh machine must end up with one key.
+  const inits = await Promise.all([1, 2].map(async () => JSON.parse((await cli(['init', '--json'], { env: { CROSSCAST_HOME: home }, cwd: repo })).stdout)))
+  t.is(inits[0].key_fingerprint, inits[1].key_fingerprint, 'concurrent first sessions share one key')
+  t.alike(inits.map(i => i.created).sort(), [false, true], 'one of them created it')
+  const made = inits[0]
   t.is(made.room, 'git:github.com/acme/keys')
-  t.is(made.created, true)
-  t.is(made.keys, join(home, 'config', 'keys.json'))
-  t.is(statSync(made.keys).mode & 0o777, 0o600, 'readable by the user only')
+  t.is(made.keys, join(home, 'config', 'keys'))
+  t.is(statSync(made.keys).mode & 0o777, 0o700, 'the key directory is the user\'s only')
+  const files = readdirSync(made.keys)
+  t.is(files.length, 1)
+  t.is(statSync(join(made.keys, files[0])).mode & 0o777, 0o600, 'the key file too')
   t.absent(existsSync(join(repo, '.crosscast')), 'nothing in the repository')
   t.is(JSON.parse((await cli(['init', '--json'], { env: { CROSSCAST_HOME: home }, cwd: repo })).stdout).created, false, 'init again keeps the key')
 

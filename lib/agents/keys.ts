@@ -1,6 +1,6 @@
 // Room keys: one secret per room in the user's config directory (never in a
-// repository), shared by every session on the machine; invite tokens carry a
-// room and its secret to another machine.
+// repository), one file per room, shared by every session on the machine;
+// invite tokens carry a room and its secret to another machine.
 
 import { randomBytes, createHash } from 'node:crypto'
 import { readFileSync, writeFileSync, mkdirSync, renameSync, existsSync } from 'node:fs'
@@ -11,31 +11,30 @@ import { configDir } from './paths.ts'
 type Env = Record<string, string | undefined>
 
 export interface RoomKey { secret: string, created_at: string }
-interface KeyFile { version: 1, rooms: Record<string, RoomKey> }
 
 const TOKEN_PREFIX = 'ccinv1_'
 
+/** Where room keys live: one file per room, so creating one is a single exclusive create. */
 export function keysPath (env: Env = process.env): string {
-  return join(configDir(env), 'keys.json')
+  return join(configDir(env), 'keys')
 }
 
-function readKeys (env: Env): KeyFile {
-  const path = keysPath(env)
-  if (!existsSync(path)) return { version: 1, rooms: {} }
-  const parsed = JSON.parse(readFileSync(path, 'utf8')) as Partial<KeyFile>
-  return { version: 1, rooms: parsed.rooms ?? {} }
+function keyFile (room: string, env: Env): string {
+  return join(keysPath(env), `${createHash('sha256').update(room).digest('hex').slice(0, 32)}.json`)
 }
 
-function writeKeys (keys: KeyFile, env: Env): void {
-  const path = keysPath(env)
-  mkdirSync(configDir(env), { recursive: true, mode: 0o700 })
-  const tmp = `${path}.${process.pid}.tmp`
-  writeFileSync(tmp, JSON.stringify(keys, null, 2) + '\n', { mode: 0o600 })
-  renameSync(tmp, path)
+function readKeyFile (path: string): RoomKey | null {
+  if (!existsSync(path)) return null
+  const parsed = JSON.parse(readFileSync(path, 'utf8')) as Partial<RoomKey>
+  return typeof parsed.secret === 'string' && parsed.secret !== '' ? { secret: parsed.secret, created_at: String(parsed.created_at) } : null
+}
+
+function keyJson (room: string, key: RoomKey): string {
+  return JSON.stringify({ room, ...key }, null, 2) + '\n'
 }
 
 export function getKey (room: string, env: Env = process.env): RoomKey | null {
-  return readKeys(env).rooms[room] ?? null
+  return readKeyFile(keyFile(room, env))
 }
 
 /** A short fingerprint of a secret, safe to print and to store beside the data. */
@@ -43,24 +42,34 @@ export function fingerprint (secret: string): string {
   return createHash('sha256').update('crosscast/key-fingerprint\n').update(secret).digest('hex').slice(0, 12)
 }
 
-/** The room's key, created when there is none; `created` says which. */
+/**
+ * The room's key, created when there is none; `created` says which. Two
+ * sessions starting at once race to create it: the exclusive create lets one
+ * win, and the other reads the winner's key, so both join the same room.
+ */
 export function ensureKey (room: string, env: Env = process.env): { key: RoomKey, created: boolean } {
-  const keys = readKeys(env)
-  const existing = keys.rooms[room]
-  if (existing !== undefined) return { key: existing, created: false }
+  const path = keyFile(room, env)
+  const existing = readKeyFile(path)
+  if (existing !== null) return { key: existing, created: false }
+  mkdirSync(keysPath(env), { recursive: true, mode: 0o700 })
   const key = { secret: randomBytes(32).toString('base64url'), created_at: new Date().toISOString() }
-  keys.rooms[room] = key
-  writeKeys(keys, env)
-  // Two sessions may create a key at the same instant: the file keeps one, and both use it.
-  return { key: readKeys(env).rooms[room] ?? key, created: true }
+  try {
+    writeFileSync(path, keyJson(room, key), { mode: 0o600, flag: 'wx' })
+    return { key, created: true }
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
+    return { key: readKeyFile(path) ?? key, created: false }
+  }
 }
 
 export function installKey (room: string, secret: string, env: Env = process.env): { replaced: RoomKey | null } {
-  const keys = readKeys(env)
-  const replaced = keys.rooms[room] ?? null
+  const path = keyFile(room, env)
+  const replaced = readKeyFile(path)
   if (replaced?.secret === secret) return { replaced: null }
-  keys.rooms[room] = { secret, created_at: new Date().toISOString() }
-  writeKeys(keys, env)
+  mkdirSync(keysPath(env), { recursive: true, mode: 0o700 })
+  const tmp = `${path}.${process.pid}.tmp`
+  writeFileSync(tmp, keyJson(room, { secret, created_at: new Date().toISOString() }), { mode: 0o600 })
+  renameSync(tmp, path)
   return { replaced }
 }
 
