@@ -5,7 +5,7 @@
 // slot is busy does a new one start (it fills from the busy ones over the
 // network, as from any peer).
 
-import { mkdirSync, writeFileSync, existsSync } from 'node:fs'
+import { mkdirSync, writeFileSync, renameSync, existsSync } from 'node:fs'
 import BetterSqlite3 from 'better-sqlite3'
 import { join } from 'node:path'
 import { Crosscast } from '../sdk/crosscast.ts'
@@ -40,7 +40,11 @@ function recordRoom (room: string, secret: string | undefined, env: Env): void {
   const meta = readRoomMeta(room, env)
   const key = secret === undefined ? null : fingerprint(secret)
   if (meta !== null && (meta.key_fingerprint === key || key === null)) return
-  writeFileSync(roomMetaPath(room, env), JSON.stringify({ room, key_fingerprint: key, created_at: meta?.created_at ?? new Date().toISOString() }, null, 2) + '\n', { mode: 0o600 })
+  // Replaced whole (sessions starting at once read it while another writes it).
+  const path = roomMetaPath(room, env)
+  const tmp = `${path}.${process.pid}.tmp`
+  writeFileSync(tmp, JSON.stringify({ room, key_fingerprint: key, created_at: meta?.created_at ?? new Date().toISOString() }, null, 2) + '\n', { mode: 0o600 })
+  renameSync(tmp, path)
 }
 
 /**
