@@ -3,7 +3,7 @@
 //
 // ─── Plug-in contract for crosscast's own figures ──────────────────────────
 //
-// bench/local.ts, bench/replication.ts and bench/gateway.ts are loaded when
+// bench/local.ts, bench/replication.ts, bench/gateway.ts and bench/agents.ts are loaded when
 // they exist. Each exports
 //
 //     export async function run (ctx: BenchContext): Promise<FigureSet>
@@ -64,7 +64,7 @@
 // (spawnPeer / servePeer) and bench/lib/tracker.ts the same way.
 //
 // Env: BENCH_RUNS, BENCH_QUICK=1, BENCH_ONLY=crosscast,hypercore,autobase,ws,socketio,automerge
-// (any subset; a crosscast module also by its name: local, replication, gateway, claims, connect),
+// (any subset; a crosscast module also by its name: local, replication, gateway, claims, connect, agents),
 // BENCH_CLIENTS, BENCH_MW_EVENTS, BENCH_CHANGES, BENCH_CONNECT_ROUNDS, BENCH_HYPERDHT_BASELINE.
 // ────────────────────────────────────────────────────────────────────────────
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
@@ -80,7 +80,7 @@ import { baselines as connectBaselines } from './connect.ts'
 
 interface Entry { key: string, system: string, run: (ctx: BenchContext) => Promise<FigureSet> }
 
-const CROSSCAST_MODULES = ['local.ts', 'replication.ts', 'gateway.ts', 'claims.ts', 'connect.ts']
+const CROSSCAST_MODULES = ['local.ts', 'replication.ts', 'gateway.ts', 'claims.ts', 'connect.ts', 'agents.ts']
 const MODULE_TIME_LIMIT_MS = 45 * 60_000
 
 async function crosscastEntries (errors: string[]): Promise<Entry[]> {

@@ -2,7 +2,6 @@
 // networks that cannot reach (or should not use) the public bootstrap.
 import type { Command } from 'commander'
 import { CrosscastError } from '../errors.ts'
-import { startBootstrapper } from '../net/bootstrap.ts'
 
 const DEFAULT_PORT = 49737
 
@@ -17,6 +16,7 @@ export function registerBootstrap (program: Command): Command {
       if (!/^\d+$/.test(opts.port)) {
         throw new CrosscastError('INVALID_OPTION', '--port must be an integer from 1 to 65535', { field: 'port' })
       }
+      const { startBootstrapper } = await import('../net/bootstrap.ts')
       const node = await startBootstrapper({ host: opts.host, port })
       process.stdout.write(`bootstrap node listening on ${node.bootstrap}\n`)
       process.stdout.write(`peers use: --bootstrap ${node.bootstrap}\n`)

@@ -10,6 +10,8 @@ import { registerTail } from './tail.ts'
 import { registerStatus } from './status.ts'
 import { registerReindex } from './reindex.ts'
 import { registerBootstrap } from './bootstrap.ts'
+import { registerItemCommands } from './items.ts'
+import { registerAgentCommands } from './agents.ts'
 import { colorsFor } from './output.ts'
 
 const COMMANDS: Array<(program: Command) => unknown> = [
@@ -18,7 +20,9 @@ const COMMANDS: Array<(program: Command) => unknown> = [
   registerTail,
   registerStatus,
   registerReindex,
-  registerBootstrap
+  registerBootstrap,
+  registerItemCommands,
+  registerAgentCommands
 ]
 
 /** From lib/cli/ and from dist/cli/ alike, package.json is two folders up. */

@@ -2,25 +2,27 @@
 // a terminal, JSON lines otherwise), stopped cleanly by SIGINT or SIGTERM.
 
 import { Command, Option } from 'commander'
-import pino from 'pino'
-import { Crosscast } from '../index.ts'
+import type pino from 'pino'
 import { CrosscastError } from '../errors.ts'
-import { createGateway, checkBindSecurity, DEFAULT_HOST, DEFAULT_PORT, DEFAULT_MAX_SESSIONS } from '../gateway/index.ts'
-import { storageOption } from './storage.ts'
+import { DEFAULT_HOST, DEFAULT_PORT, DEFAULT_MAX_SESSIONS } from '../gateway/defaults.ts'
 import { colorsFor } from './output.ts'
 
 interface ServeFlags {
   port: string
   host: string
-  storage: string
-  room: string
+  storage?: string
+  room?: string
   secret?: string
+  /** Serve the HTTP API on a unix socket too (true: node.sock in the storage directory). */
+  socket?: string | boolean
+  /** Take a storage slot in the room's pool (as agent sessions do) instead of --storage. */
+  pool?: boolean
+  maxSessions: string
   bootstrap?: string[]
   swarm: boolean
   lan: boolean
   token?: string
   cors?: boolean
-  maxSessions: string
   logLevel: string
 }
 
@@ -40,7 +42,8 @@ function parseMaxSessions (value: string): number {
   return n
 }
 
-function makeLogger (level: string): pino.Logger {
+async function makeLogger (level: string): Promise<pino.Logger> {
+  const { default: pino } = await import('pino')
   if (process.stdout.isTTY === true) {
     return pino({ level, transport: { target: 'pino-pretty', options: { colorize: colorsFor(process.stdout).isColorSupported, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' } } })
   }
@@ -50,28 +53,34 @@ function makeLogger (level: string): pino.Logger {
 export async function serve (flags: ServeFlags): Promise<void> {
   const port = parsePort(flags.port)
   const token = flags.token ?? (process.env.CROSSCAST_TOKEN === '' ? undefined : process.env.CROSSCAST_TOKEN)
+  const [{ Crosscast }, { createGateway, checkBindSecurity }, nodes] = await Promise.all([import('../index.ts'), import('../gateway/index.ts'), import('../agents/nodes.ts')])
   // Refuse before opening anything: a refused bind must not leave a node behind.
   checkBindSecurity(flags.host, token)
-  const logger = makeLogger(flags.logLevel)
-  const cc = await Crosscast.open({
-    storage: flags.storage,
-    room: flags.room,
-    secret: flags.secret,
-    swarm: flags.swarm,
-    bootstrap: flags.bootstrap,
-    lan: flags.lan,
-    agent: 'gateway',
-    sessionId: 'gateway',
-    logger
-  })
+  if (flags.pool === true && flags.storage !== undefined) throw new CrosscastError('INVALID_OPTION', '--pool takes a slot of the room\'s storage pool: leave out --storage', { field: '--pool' })
+  const logger = await makeLogger(flags.logLevel)
+  const node = { agent: 'gateway', sessionId: 'gateway', swarm: flags.swarm, bootstrap: flags.bootstrap, lan: flags.lan, logger }
+  let room = flags.room ?? 'default'
+  let cc: Awaited<ReturnType<typeof Crosscast.open>>
+  if (flags.pool === true) {
+    const [{ resolveIdentity }, { openInPool }] = await Promise.all([import('../agents/identity.ts'), import('../agents/pool.ts')])
+    const identity = resolveIdentity({ room: flags.room, secret: flags.secret, agent: 'gateway', session: 'gateway' })
+    room = identity.room
+    cc = await openInPool({ ...node, room, secret: identity.secret })
+  } else {
+    cc = await Crosscast.open({ ...node, storage: flags.storage ?? '.crosscast', room, secret: flags.secret })
+  }
+  const socketPath = flags.socket === true || (flags.pool === true && flags.socket === undefined) ? nodes.socketPathFor(cc.storage) : typeof flags.socket === 'string' ? flags.socket : undefined
   let gateway: Awaited<ReturnType<typeof createGateway>>
   try {
-    gateway = await createGateway(cc, { host: flags.host, port, token, cors: flags.cors === true, maxSessions: parseMaxSessions(flags.maxSessions), logger: logger.child({ component: 'gateway' }) })
+    gateway = await createGateway(cc, { host: flags.host, port, token, cors: flags.cors === true, maxSessions: parseMaxSessions(flags.maxSessions), socketPath, logger: logger.child({ component: 'gateway' }) })
   } catch (err) {
     await cc.close()
     throw err
   }
-  logger.info({ url: gateway.url, demo: `${gateway.url}/static/broadcast-demo.html`, storage: flags.storage, room: flags.room, swarm: flags.swarm, lan: flags.lan }, 'crosscast serve ready')
+  if (socketPath !== undefined) {
+    nodes.writeNodeFile({ pid: process.pid, owners: nodes.owners(), room, storage: cc.storage, socket: socketPath, session_id: cc.sessionId, agent: cc.agent, writer: cc.writerKey, kind: 'serve', started_at: new Date().toISOString() })
+  }
+  logger.info({ url: gateway.url, socket: socketPath, demo: `${gateway.url}/static/broadcast-demo.html`, storage: cc.storage, room, swarm: flags.swarm, lan: flags.lan }, 'crosscast serve ready')
 
   let stopping = false
   const stop = (signal: string): void => {
@@ -83,6 +92,7 @@ export async function serve (flags: ServeFlags): Promise<void> {
       process.exit(1)
     }, 10_000)
     forced.unref()
+    nodes.removeNodeFile(cc.storage)
     gateway.close()
       .then(async () => await cc.close())
       .then(() => {
@@ -104,8 +114,10 @@ export function registerServe (program: Command): void {
     .description('run a node plus the HTTP/WebSocket gateway and the demo page')
     .option('--port <port>', 'port to listen on (0: any free port)', String(DEFAULT_PORT))
     .option('--host <host>', 'address to bind; anything but loopback needs --token', DEFAULT_HOST)
-    .addOption(storageOption())
-    .option('--room <name>', 'room to join', 'default')
+    .option('--storage <dir>', 'storage directory (default: .crosscast)')
+    .option('--pool', 'take a free slot of the room\'s storage pool in the data directory, as agent sessions do (room default: derived from the git repository)')
+    .option('--socket [path]', 'also serve the API on a unix socket, where work-item commands find it (default path: node.sock in the storage directory; on with --pool)')
+    .option('--room <name>', 'room to join (default: default; with --pool, derived from the git repository)')
     .option('--secret <secret>', 'room secret')
     .option('--bootstrap <host:port...>', 'DHT bootstrap nodes (default: the public DHT)')
     .option('--no-swarm', 'do not discover peers over the DHT')

@@ -6,9 +6,8 @@ import type BetterSqlite3 from 'better-sqlite3'
 import { isCrosscastError } from '../errors.ts'
 import { openOffline, openReadOnly, storageOption } from './storage.ts'
 import { colorsFor, parseCount, waitForSignal } from './output.ts'
-import { readFileSync } from 'node:fs'
-import { join } from 'node:path'
-import { NETWORK_STATUS_FILE, type NetworkStatusFile, type RejectedPeer } from '../sdk/network.ts'
+import { dirname } from 'node:path'
+import { readNetworkStatus, type RejectedPeer } from '../sdk/network-status.ts'
 
 interface StatusSnapshot {
   live: boolean
@@ -24,18 +23,10 @@ function databaseStatus (db: InstanceType<typeof BetterSqlite3>): StatusSnapshot
   const writers = (db.prepare('SELECT key, session_id, agent_id, local, indexed, skipped, last_error FROM writers ORDER BY local DESC, key').all() as Array<Record<string, unknown>>)
     .map(w => ({ key: w.key as string, sessionId: w.session_id as string | null, agentId: w.agent_id as string | null, local: w.local === 1, length: null, indexed: w.indexed as number, lag: null, skipped: w.skipped as number, lastError: w.last_error as string | null }))
   const total = (db.prepare('SELECT count(*) AS n FROM broadcast_events').get() as { n: number }).n
-  const network = readNetworkStatus(join(db.name, '..', NETWORK_STATUS_FILE))
+  const network = readNetworkStatus(dirname(db.name))
   return { live: true, events: { total }, rejected: { peers: network?.rejected.peers ?? 0, writers: 0, reasons: network?.rejected.reasons ?? [] }, peers: network?.peers ?? [], writers }
 }
 
-// What the running node reports of its network (see NETWORK_STATUS_FILE); null when it wrote nothing yet.
-function readNetworkStatus (path: string): NetworkStatusFile | null {
-  try {
-    return JSON.parse(readFileSync(path, 'utf8')) as NetworkStatusFile
-  } catch {
-    return null
-  }
-}
 
 export function registerStatus (program: Command): void {
   program.command('status')

@@ -6,7 +6,7 @@ import BetterSqlite3 from 'better-sqlite3'
 import { Option } from 'commander'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
-import { Crosscast } from '../index.ts'
+import type { Crosscast } from '../index.ts'
 import { CrosscastError } from '../errors.ts'
 import type { BroadcastEvent, EventType } from '../events/types.ts'
 import { EventReader } from '../projection/queries.ts'
@@ -25,6 +25,8 @@ export function storageOption (): Option {
  */
 export async function openOffline (storage: string): Promise<Crosscast> {
   const existing = existsSync(storage) ? (await readKnownWriters(storage, silentLogger)).find(w => w.local) : undefined
+  // Loaded here, not at the top: hooks and reads through a running node must start fast.
+  const { Crosscast } = await import('../index.ts')
   return await Crosscast.open({ storage, sessionId: existing?.sessionId ?? 'cli', agent: existing?.agentId ?? 'cli', swarm: false, lan: false })
 }
 

@@ -4,6 +4,8 @@
 
 import { timingSafeEqual, createHash } from 'node:crypto'
 import { isIP } from 'node:net'
+import { createServer, type Server } from 'node:http'
+import { chmod, rm } from 'node:fs/promises'
 import Fastify, { LogController, type FastifyInstance, type FastifyRequest, type FastifyReply, type FastifyBaseLogger, type FastifySchema } from 'fastify'
 import websocket from '@fastify/websocket'
 import type { Crosscast } from '../index.ts'
@@ -14,6 +16,8 @@ import { registerWriteRoutes } from './routes-write.ts'
 import { registerReadRoutes } from './routes-read.ts'
 import { registerClaimRoutes } from './routes-claims.ts'
 import { registerStatic } from './static.ts'
+import { registerAgentRoutes } from './routes-agents.ts'
+import { DEFAULT_PORT, DEFAULT_HOST } from './defaults.ts'
 import { openApiDocument, type RouteDoc } from './openapi.ts'
 import { typeboxValidatorCompiler } from './validation.ts'
 import { describePortHolder } from './port-holder.ts'
@@ -26,8 +30,7 @@ import { validateLabel } from '../events/validate.ts'
 export type { Logger } from './logger.ts'
 export type { Metrics } from './metrics.ts'
 
-export const DEFAULT_PORT = 8000
-export const DEFAULT_HOST = '127.0.0.1'
+export { DEFAULT_PORT, DEFAULT_HOST } from './defaults.ts'
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 export const DEFAULT_WS_MAX_LAG = 4 * 1024 * 1024
 export const DEFAULT_HEARTBEAT_MS = 30_000
@@ -36,7 +39,13 @@ const MAX_WS_FRAME_BYTES = 64 * 1024
 
 export interface GatewayOptions {
   host?: string
-  port?: number
+  /** TCP port; null: no TCP listener (then socketPath is required). */
+  port?: number | null
+  /**
+   * Also serve the same HTTP API on this unix socket (created mode 0600): how
+   * short-lived commands on this machine reach a running node.
+   */
+  socketPath?: string
   /** When set, every route and the WebSocket need `Authorization: Bearer <token>` (browsers: `?token=`). */
   token?: string
   cors?: boolean
@@ -54,8 +63,10 @@ export interface GatewayOptions {
 }
 
 export interface Gateway {
+  /** The TCP address; port 0 when there is no TCP listener. */
   readonly address: { host: string, port: number }
   readonly url: string
+  readonly socketPath: string | null
   readonly app: FastifyInstance
   close: () => Promise<void>
 }
@@ -73,7 +84,13 @@ export function checkBindSecurity (host: string, token: string | undefined): voi
 }
 
 function checkOptions (opts: GatewayOptions): void {
-  if (opts.port !== undefined && (!Number.isInteger(opts.port) || opts.port < 0 || opts.port > 65535)) {
+  if (opts.port === null && opts.socketPath === undefined) {
+    throw new CrosscastError('INVALID_OPTION', 'port null (no TCP listener) needs a socketPath', { field: 'port' })
+  }
+  if (opts.socketPath !== undefined && (typeof opts.socketPath !== 'string' || opts.socketPath === '')) {
+    throw new CrosscastError('INVALID_OPTION', 'socketPath must be a file path', { field: 'socketPath' })
+  }
+  if (opts.port !== undefined && opts.port !== null && (!Number.isInteger(opts.port) || opts.port < 0 || opts.port > 65535)) {
     throw new CrosscastError('INVALID_OPTION', `port must be an integer from 0 to 65535, got ${String(opts.port)}`, { field: 'port' })
   }
   if (opts.token !== undefined && (typeof opts.token !== 'string' || !/^[\x21-\x7e]{1,512}$/.test(opts.token))) {
@@ -271,33 +288,72 @@ export async function createGateway (cc: Crosscast, opts: GatewayOptions = {}): 
   registerReadRoutes(app, ctx)
   registerClaimRoutes(app, ctx)
   registerStatic(app)
+  registerAgentRoutes(app, ctx)
   app.get('/docs/json', { schema: { summary: 'this OpenAPI document' } as FastifySchema }, async () => openApiDocument(routes, { title: 'crosscast gateway', version: '1' }))
 
-  try {
-    await app.listen({ host, port: opts.port ?? DEFAULT_PORT })
-  } catch (err) {
-    hub.close()
-    await app.close()
-    throw listenError(err, host, opts.port ?? DEFAULT_PORT)
+  let port = 0
+  if (opts.port === null) {
+    await app.ready()
+  } else {
+    try {
+      await app.listen({ host, port: opts.port ?? DEFAULT_PORT })
+    } catch (err) {
+      hub.close()
+      await app.close()
+      throw listenError(err, host, opts.port ?? DEFAULT_PORT)
+    }
+    const bound = app.server.address()
+    port = typeof bound === 'object' && bound !== null ? bound.port : opts.port ?? DEFAULT_PORT
   }
-  const bound = app.server.address()
-  const port = typeof bound === 'object' && bound !== null ? bound.port : opts.port ?? DEFAULT_PORT
+  let socketServer: Server | null = null
+  if (opts.socketPath !== undefined) {
+    try {
+      socketServer = await listenOnSocket(app, opts.socketPath)
+    } catch (err) {
+      hub.close()
+      await app.close()
+      throw err
+    }
+  }
   const urlHost = isIP(host) === 6 ? `[${host}]` : host
-  const url = `http://${urlHost}:${port}`
-  logger.info({ url, auth: tokenDigest !== null, cors: opts.cors === true }, 'gateway listening')
+  const url = opts.port === null ? 'http://localhost' : `http://${urlHost}:${port}`
+  logger.info({ url, socket: opts.socketPath, auth: tokenDigest !== null, cors: opts.cors === true }, 'gateway listening')
 
   let closing: Promise<void> | null = null
   return {
     address: { host, port },
     url,
+    socketPath: opts.socketPath ?? null,
     app,
     close: async () => {
       closing ??= (async () => {
         hub.close()
         sessions.close()
+        if (socketServer !== null) {
+          const closed = new Promise(resolve => socketServer!.close(resolve))
+          socketServer.closeAllConnections()
+          await closed
+          await rm(opts.socketPath!, { force: true })
+        }
         await app.close()
       })()
       return await closing
     }
   }
+}
+
+/**
+ * The same routes on a unix socket: a second HTTP server handing requests to
+ * fastify's router (hooks, auth and error handling included). The caller holds
+ * the storage lock, so a socket file left by a crashed run is stale: replace it.
+ */
+async function listenOnSocket (app: FastifyInstance, path: string): Promise<Server> {
+  await rm(path, { force: true })
+  const server = createServer((req, res) => app.routing(req, res))
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(path, () => { server.off('error', reject); resolve() })
+  })
+  await chmod(path, 0o600)
+  return server
 }

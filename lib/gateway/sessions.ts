@@ -7,8 +7,7 @@ import type { Crosscast, CrosscastSession } from '../index.ts'
 import { CrosscastError } from '../errors.ts'
 import type { Logger } from './logger.ts'
 
-export const DEFAULT_MAX_SESSIONS = 1000
-export const DEFAULT_SESSION_IDLE_MS = 10 * 60_000
+export { DEFAULT_MAX_SESSIONS, DEFAULT_SESSION_IDLE_MS } from './defaults.ts'
 
 interface Entry { lastUsed: number, inflight: number }
 

@@ -14,18 +14,9 @@ import NoiseSecretStream from '@hyperswarm/secret-stream'
 import { rename, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { CrosscastError } from '../errors.ts'
+import { NETWORK_STATUS_FILE, type NetworkStatusFile, type PeerStatus, type RejectedPeer, type RejectedPeersStatus } from './network-status.ts'
 
-export interface PeerStatus { remoteKey: string, transport: TransportName, since: number, authenticated: boolean }
-
-/** The latest failed room handshake of one remote peer. */
-export interface RejectedPeer { remoteKey: string, reason: string, at: string, count: number }
-
-export interface RejectedPeersStatus {
-  /** Distinct remote peers that failed the room handshake (each counted once, however often it redials). */
-  peers: number
-  /** The most recent ones, newest first, at most MAX_REJECTED_REASONS. */
-  reasons: RejectedPeer[]
-}
+export { NETWORK_STATUS_FILE, type NetworkStatusFile, type PeerStatus, type RejectedPeer, type RejectedPeersStatus } from './network-status.ts'
 
 // Enough to tell "wrong secret" from "nobody online" and to spot a few culprits;
 // a flood of fresh keys only ever costs this many entries.
@@ -34,13 +25,7 @@ const MAX_REMEMBERED_REJECTED = 1024
 // A rejected peer is not dialled again over the LAN for this long.
 const REJECTED_HOLD_OFF_MS = 30_000
 
-// A running node holds its storage locked, so `crosscast status` cannot open it to
-// ask; the node leaves what only it knows (peers, failed handshakes) in this file
-// while it runs, and removes it on close.
-export const NETWORK_STATUS_FILE = 'network-status.json'
 const STATUS_WRITE_DELAY_MS = 250
-
-export interface NetworkStatusFile { pid: number, updatedAt: string, peers: PeerStatus[], rejected: RejectedPeersStatus }
 
 /** What the network needs from the node; Crosscast implements it. */
 export interface NetworkHost {
