@@ -22,7 +22,18 @@ export interface FanoutTarget {
   heap?: () => Promise<number>
   /** Publishes one event whose broadcast frame contains `marker` (e.g. as its title); resolves once sent. */
   post (marker: string): Promise<void>
+  /** Called once every client is connected, before the first post, and after the last one (e.g. to profile only the fan-out). */
+  aroundPosts?: { before (): Promise<void>, after (): Promise<void> }
   close (): Promise<void>
+}
+
+/** FanoutTarget.aroundPosts for a server peer that serves profilerHandlers(): a CPU profile of the posts, written to `path`. */
+export function profilePosts (server: Peer, path: string | null): FanoutTarget['aroundPosts'] {
+  if (path === null) return undefined
+  return {
+    before: async () => { await server.request('profileStart') },
+    after: async () => { await server.request('profileStop', { path }) }
+  }
 }
 
 export interface FanoutRun { p50: number, p99: number, serverKiBPerClient: number, serverHeapKiBPerClient: number, clientKiBPerClient: number }
@@ -52,6 +63,7 @@ export async function measureFanout (protocol: ClientProtocol, start: () => Prom
     const clientsAfter = await Promise.all(procs.map((p) => p.request<{ rss: number }>('rss')))
 
     const latencies: number[] = []
+    await t.aroundPosts?.before()
     for (let post = -1; post < w.postsPerRun; post++) { // post -1 is an unmeasured warm-up
       const marker = `fanout-marker-${process.pid}-${Date.now()}-${post + 1}`
       await Promise.all(procs.map((p) => p.request('arm', { marker })))
@@ -61,6 +73,7 @@ export async function measureFanout (protocol: ClientProtocol, start: () => Prom
       if (post < 0) continue
       for (const r of results) for (const at of r.arrivals) latencies.push(Number(at - startNs) / 1e6)
     }
+    await t.aroundPosts?.after()
     const clientDelta = clientsAfter.reduce((sum, a, i) => sum + (a.rss - clientsBefore[i].rss), 0)
     return {
       p50: percentile(latencies, 50),

@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { WebSocketServer, WebSocket } from 'ws'
 import { Server as SocketIOServer } from 'socket.io'
-import { servePeer, peerDir } from '../../lib/peer.ts'
+import { servePeer, peerDir, profilerHandlers } from '../../lib/peer.ts'
 import { rssSelf, settleMemory } from '../../lib/stats.ts'
 
 interface PostedEvent {
@@ -79,7 +79,8 @@ servePeer({
     await settleMemory()
     const mem = process.memoryUsage()
     return { rss: rssSelf(), heap: mem.heapUsed + mem.external, connected }
-  }
+  },
+  ...profilerHandlers()
 }, async () => {
   closeAll()
   httpServer.closeAllConnections()
