@@ -14,6 +14,8 @@ interface ServeFlags {
   room: string
   secret?: string
   bootstrap?: string[]
+  relay?: boolean
+  relayThrough?: string[]
   swarm: boolean
   lan: boolean
   token?: string
@@ -50,6 +52,8 @@ export async function serve (flags: ServeFlags): Promise<void> {
     secret: flags.secret,
     swarm: flags.swarm,
     bootstrap: flags.bootstrap,
+    relay: flags.relay === true,
+    relayThrough: flags.relayThrough,
     lan: flags.lan,
     agent: 'gateway',
     sessionId: 'gateway',
@@ -99,6 +103,8 @@ export function registerServe (program: Command): void {
     .option('--room <name>', 'room to join', 'default')
     .option('--secret <secret>', 'room secret')
     .option('--bootstrap <host:port...>', 'DHT bootstrap nodes (default: the public DHT)')
+    .option('--relay', 'relay for peers that cannot punch through their NATs (needs a reachable address)')
+    .option('--relay-through <key...>', 'relays to go through when a direct connection cannot be punched')
     .option('--no-swarm', 'do not discover peers over the DHT')
     .option('--no-lan', 'do not discover peers on the local network (mDNS)')
     .option('--token <token>', 'require Authorization: Bearer <token> on every request (env CROSSCAST_TOKEN)')
