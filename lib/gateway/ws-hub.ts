@@ -25,6 +25,9 @@ const REPLAY_PAGE = 200
 const REPLAY_DRAIN_TIMEOUT_MS = 30_000
 const DRAIN_POLL_MS = 10
 const WS_OPEN = 1
+// Each client is pinged once per heartbeat, but in one of this many slices spread
+// over it: 10,000 pings and their pongs at once hold the event loop for ~100 ms.
+const HEARTBEAT_SLICES = 16
 
 type Mode = 'all' | 'filtered' | 'none'
 
@@ -42,6 +45,8 @@ interface Client {
   lastCursor: number
   skipThrough: number
   alive: boolean
+  /** Which of the HEARTBEAT_SLICES pings this client. */
+  beatSlice: number
   closing: boolean
   /** Bumped by every (un)subscribe, so a paced replay that was superseded stops. */
   generation: number
@@ -162,6 +167,8 @@ export class BroadcastHub {
   /** Frames projected in this turn, written to `everyone` in one go when the turn's synchronous work is done. */
   private pending: Frame[] = []
   private closed = false
+  private beats = 0
+  private attached = 0
   private stats = { eventsBroadcast: 0, framesSent: 0, bytesSent: 0, droppedLagging: 0, droppedDead: 0 }
 
   /** One set of socket listeners for every client (`this` is the socket), rather than three closures a client. */
@@ -181,7 +188,7 @@ export class BroadcastHub {
       close (this: WebSocket) { hub.detach(clientOf(this)) }
     }
     if (opts.heartbeatMs > 0) {
-      this.heartbeat = setInterval(() => this.beat(), opts.heartbeatMs)
+      this.heartbeat = setInterval(() => this.beat(), opts.heartbeatMs / HEARTBEAT_SLICES)
       this.heartbeat.unref()
     }
   }
@@ -204,6 +211,7 @@ export class BroadcastHub {
       lastCursor: 0,
       skipThrough: 0,
       alive: true,
+      beatSlice: this.attached++ % HEARTBEAT_SLICES,
       closing: false,
       generation: 0
     }
@@ -256,8 +264,9 @@ export class BroadcastHub {
   }
 
   private beat (): void {
+    const slice = this.beats++ % HEARTBEAT_SLICES
     for (const client of this.clients.values()) {
-      if (client.closing) continue
+      if (client.closing || client.beatSlice !== slice) continue
       if (!client.alive) {
         this.stats.droppedDead++
         this.opts.logger.info({ client: client.id }, 'websocket client missed a heartbeat; dropping it')
