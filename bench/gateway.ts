@@ -1,7 +1,7 @@
 // The gateway's figures, measured with the same clients and harness as the
 // seed's central ws relay (bench/lib/fanout.ts), and beside that relay in the
-// same module run: each run measures both, alternating which goes first, so
-// the ratio compares neighbours in time on this shared, noisy machine.
+// same run: both servers up with their own clients, their posts alternating
+// post by post, so the ratio compares neighbours in time on a shared, noisy machine.
 //   fanout.*       workload.fanout.clients clients (1,000; 100 with BENCH_QUICK)
 //   fanout_10k.*   BENCH_LARGE_CLIENTS clients (10,000; 1,000 with BENCH_QUICK)
 //   p50/p99: one REST write (POST a track whose title is the marker) until every
@@ -15,7 +15,7 @@ import { mkdirSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { spawnPeer, summarize, type Figure } from './lib/stats.ts'
-import { measureFanout, profilePosts, type FanoutRun, type FanoutTarget } from './lib/fanout.ts'
+import { measureFanoutSideBySide, profilePosts, type FanoutRun, type FanoutTarget } from './lib/fanout.ts'
 import { contextFromEnv, type BenchContext, type FigureSet, type Workload } from './lib/contract.ts'
 import { printFigures } from './lib/report.ts'
 import { startRelay } from './alt/fanout.ts'
@@ -90,7 +90,7 @@ async function restThroughput (writes: number): Promise<number> {
   }
 }
 
-interface Pair { gateway: FanoutRun, relay: FanoutRun }
+interface Pair { gateway: FanoutRun, relay: FanoutRun, floor: FanoutRun }
 
 function envCount (name: string, fallback: number): number {
   const raw = process.env[name]
@@ -100,21 +100,25 @@ function envCount (name: string, fallback: number): number {
   return n
 }
 
-/** Gateway and relay back to back on the same client count; `gatewayFirst` alternates between runs. */
+/**
+ * Gateway, relay and the floor side by side on the same client count, their
+ * posts alternating; `gatewayFirst` alternates which connects first between runs.
+ */
 async function measurePair (w: Workload['fanout'], gatewayFirst: boolean, profilePath: (system: string) => string | null): Promise<Pair> {
-  const gateway = (): Promise<FanoutRun> => measureFanout('seed-ws', () => startGateway(w.clients, profilePath('gateway')), w)
-  const relay = (): Promise<FanoutRun> => measureFanout('seed-ws', () => startRelay('ws', profilePath('relay')), w)
+  const gateway = (): Promise<FanoutTarget> => startGateway(w.clients, profilePath('gateway'))
+  const relay = (): Promise<FanoutTarget> => startRelay('ws', profilePath('relay'))
+  const floor = (): Promise<FanoutTarget> => startRelay('floor')
   if (gatewayFirst) {
-    const g = await gateway()
-    return { gateway: g, relay: await relay() }
+    const [g, r, f] = await measureFanoutSideBySide('seed-ws', [gateway, relay, floor], w)
+    return { gateway: g, relay: r, floor: f }
   }
-  const r = await relay()
-  return { gateway: await gateway(), relay: r }
+  const [r, f, g] = await measureFanoutSideBySide('seed-ws', [relay, floor, gateway], w)
+  return { gateway: g, relay: r, floor: f }
 }
 
 function pairFigures (prefix: string, pairs: Pair[], clients: number, w: Workload['fanout'], targets: { p99?: string, heap?: string }): FigureSet {
   const shape = `${clients} clients in ${w.clientProcesses} processes, ${w.postsPerRun} posts per run, percentile over all clients of the run's posts`
-  const of = (pick: (r: FanoutRun) => number, side: 'gateway' | 'relay'): number[] => pairs.map((p) => pick(p[side]))
+  const of = (pick: (r: FanoutRun) => number, side: keyof Pair): number[] => pairs.map((p) => pick(p[side]))
   const ratio = (pick: (r: FanoutRun) => number): number[] => pairs.map((p) => pick(p.gateway) / pick(p.relay))
   const figures: Record<string, Figure> = {
     [`${prefix}.p50_ms`]: summarize(of((r) => r.p50, 'gateway'), 'ms', true, shape),
@@ -124,6 +128,8 @@ function pairFigures (prefix: string, pairs: Pair[], clients: number, w: Workloa
     [`${prefix}.client_rss_per_client_kb`]: summarize(of((r) => r.clientKiBPerClient, 'gateway'), 'KiB', true, 'client processes RSS delta, after GC, / clients'),
     [`${prefix}.relay_p50_ms`]: summarize(of((r) => r.p50, 'relay'), 'ms', true, `seed's ws relay + SQLite, same clients, measured beside each gateway run`),
     [`${prefix}.relay_p99_ms`]: summarize(of((r) => r.p99, 'relay'), 'ms', true, `seed's ws relay, same run`),
+    [`${prefix}.floor_p50_ms`]: summarize(of((r) => r.p50, 'floor'), 'ms', true, 'raw baseline, same run: no relay, one pre-built frame written to each client socket (the machine\'s floor)'),
+    [`${prefix}.floor_p99_ms`]: summarize(of((r) => r.p99, 'floor'), 'ms', true, 'raw baseline, same run'),
     [`${prefix}.relay_server_heap_per_client_kb`]: summarize(of((r) => r.serverHeapKiBPerClient, 'relay'), 'KiB', true, `seed's ws relay, same run`),
     [`${prefix}.p50_ratio_vs_relay`]: summarize(ratio((r) => r.p50), 'x', true, 'gateway p50 / relay p50, paired per run; target <= 1'),
     [`${prefix}.p99_ratio_vs_relay`]: summarize(ratio((r) => r.p99), 'x', true, 'gateway p99 / relay p99, paired per run; target <= 1')
@@ -131,8 +137,12 @@ function pairFigures (prefix: string, pairs: Pair[], clients: number, w: Workloa
   return figures
 }
 
+// Four times the relay module's posts: the three systems here share one run, so a
+// load spike from elsewhere on the machine lands on a few posts, not on a whole figure.
+const POSTS_FACTOR = 4
+
 export async function run (ctx: BenchContext): Promise<FigureSet> {
-  const w = ctx.workload.fanout
+  const w = { ...ctx.workload.fanout, postsPerRun: ctx.workload.fanout.postsPerRun * POSTS_FACTOR }
   const large = { ...w, clients: envCount('BENCH_LARGE_CLIENTS', ctx.quick ? 1000 : 10_000) }
   const profileDir = process.env.BENCH_CPU_PROF !== undefined && process.env.BENCH_CPU_PROF !== '' ? resolve(process.env.BENCH_CPU_PROF) : null
   if (profileDir !== null) mkdirSync(profileDir, { recursive: true })
@@ -143,9 +153,9 @@ export async function run (ctx: BenchContext): Promise<FigureSet> {
   const rest: number[] = []
   for (let r = 0; r < ctx.runs; r++) {
     const gatewayFirst = r % 2 === 0
-    ctx.log(`[crosscast gateway] run ${r + 1}/${ctx.runs}: ${w.clients} clients, gateway and relay (${gatewayFirst ? 'gateway' : 'relay'} first)`)
+    ctx.log(`[crosscast gateway] run ${r + 1}/${ctx.runs}: ${w.clients} clients, gateway, relay and floor side by side`)
     small.push(await measurePair(w, gatewayFirst, profile(w.clients, r + 1)))
-    ctx.log(`[crosscast gateway] run ${r + 1}/${ctx.runs}: ${large.clients} clients, gateway and relay (${gatewayFirst ? 'relay' : 'gateway'} first)`)
+    ctx.log(`[crosscast gateway] run ${r + 1}/${ctx.runs}: ${large.clients} clients, gateway, relay and floor side by side`)
     big.push(await measurePair(large, !gatewayFirst, profile(large.clients, r + 1)))
     ctx.log(`[crosscast gateway] run ${r + 1}/${ctx.runs}: ${restWrites} REST writes`)
     rest.push(await restThroughput(restWrites))

@@ -59,7 +59,9 @@
 // (spawnPeer / servePeer) and bench/lib/tracker.ts the same way.
 //
 // Env: BENCH_RUNS, BENCH_QUICK=1, BENCH_ONLY=crosscast,hypercore,autobase,ws,socketio,automerge
-// (any subset), BENCH_CLIENTS, BENCH_MW_EVENTS, BENCH_CHANGES.
+// (any subset; one crosscast module by its key, e.g. crosscast:gateway.ts), BENCH_CLIENTS,
+// BENCH_LARGE_CLIENTS, BENCH_CPU_PROF (bench/gateway.ts), BENCH_MW_EVENTS, BENCH_CHANGES.
+// A BENCH_ONLY run writes bench/results/only-<names>.{md,json}; only a full run writes latest.*.
 // ────────────────────────────────────────────────────────────────────────────
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
 import { fileURLToPath, pathToFileURL } from 'node:url'
@@ -161,9 +163,11 @@ async function main (): Promise<void> {
     errors
   }
   const replacer = (_k: string, v: unknown): unknown => (typeof v === 'bigint' ? v.toString() : typeof v === 'number' && !Number.isFinite(v) ? null : v)
-  writeFileSync(`${outDir}latest.json`, JSON.stringify(json, replacer, 2) + '\n')
-  writeFileSync(`${outDir}latest.md`, markdown(m, ctx.runs, ctx.quick, rows, METHOD_NOTES, errors))
-  ctx.log(`bench: wrote bench/results/latest.md and latest.json in ${json.durationS} s${errors.length ? `, ${errors.length} module(s) failed` : ''}`)
+  // A subset run (BENCH_ONLY) gets its own files, so it never replaces the full run's figures.
+  const name = only === null ? 'latest' : `only-${[...only].sort().join('-').replace(/[^a-z0-9-]+/gi, '_')}`
+  writeFileSync(`${outDir}${name}.json`, JSON.stringify(json, replacer, 2) + '\n')
+  writeFileSync(`${outDir}${name}.md`, markdown(m, ctx.runs, ctx.quick, rows, METHOD_NOTES, errors))
+  ctx.log(`bench: wrote bench/results/${name}.md and ${name}.json in ${json.durationS} s${errors.length ? `, ${errors.length} module(s) failed` : ''}`)
   if (errors.length) process.exitCode = 1
 }
 

@@ -13,7 +13,8 @@ import { printFigures } from '../lib/report.ts'
 
 const SERVER = new URL('./peers/relay-server.ts', import.meta.url)
 
-export type RelayKind = 'ws' | 'socketio'
+/** 'floor': no relay, one pre-built frame written to every client socket (see relay-server.ts). */
+export type RelayKind = 'ws' | 'socketio' | 'floor'
 
 function seedEvent (marker: string): Record<string, unknown> {
   return {
@@ -36,7 +37,7 @@ export async function startRelay (kind: RelayKind, profilePath: string | null = 
     const rss = async (): Promise<number> => (await server.request<{ rss: number }>('rss')).rss
     const heap = async (): Promise<number> => (await server.request<{ heap: number }>('rss')).heap
     const aroundPosts = profilePosts(server, profilePath)
-    if (kind === 'ws') {
+    if (kind === 'ws' || kind === 'floor') {
       const url = `ws://127.0.0.1:${port}/ws/broadcasts`
       const publisher = new WebSocket(url, { perMessageDeflate: false })
       await new Promise<void>((resolve, reject) => { publisher.once('open', () => resolve()); publisher.once('error', reject) })
