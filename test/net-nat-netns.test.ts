@@ -5,8 +5,9 @@
 //   direct   home routers (MASQUERADE + the usual drop of unsolicited inbound):
 //            the two homes hole-punch to each other;
 //   relayed  symmetric NATs (a random port per destination) on both homes, which
-//            no punch gets through: `crosscast bootstrap --relay` relays, the
-//            stream stays end-to-end encrypted.
+//            no punch gets through: `crosscast bootstrap --relay` relays, or a
+//            node on a public address started with `relay: true`; the stream
+//            stays end-to-end encrypted.
 // Prints time to the first event across the NATs and time to converge for each.
 // Needs root, iproute2 and iptables: skips loudly elsewhere, fails in CI.
 import test from 'brittle'
@@ -32,7 +33,7 @@ interface DhtStats { randomized: boolean, firewalled: boolean, relaying: RelaySt
 
 test('across NATs, direct: two homes behind home routers hole-punch and converge', { timeout: 60_000 }, async (t) => {
   if (!available(t, 'sessions meeting across home-router NATs')) return
-  const { sessions, firstCrossMs, convergeMs, startupMs } = await scenario(t, 'home', false)
+  const { sessions, firstCrossMs, convergeMs, startupMs } = await scenario(t, 'home', 'none')
   const stats = await Promise.all(sessions.map((s) => s.peer.call<DhtStats>('dhtStats', {}, CALL_MS)))
   t.ok(stats.every((s) => s.firewalled && !s.randomized), 'every session is behind a NAT with a consistent mapping')
   t.ok(stats.every((s) => s.relaying.attempts === 0), 'no connection went through a relay')
@@ -41,12 +42,21 @@ test('across NATs, direct: two homes behind home routers hole-punch and converge
 
 test('across NATs, relayed: two homes behind symmetric NATs meet through crosscast bootstrap --relay', { timeout: 60_000 }, async (t) => {
   if (!available(t, 'sessions meeting through a relay across symmetric NATs')) return
-  const { sessions, firstCrossMs, convergeMs, startupMs } = await scenario(t, 'symmetric', true)
+  await relayed(t, 'bootstrap')
+})
+
+test('across NATs, relayed: two homes behind symmetric NATs meet through a public node started with relay: true', { timeout: 60_000 }, async (t) => {
+  if (!available(t, 'sessions meeting through a relay node across symmetric NATs')) return
+  await relayed(t, 'node')
+})
+
+async function relayed (t: Assert, relay: RelaySource): Promise<void> {
+  const { sessions, firstCrossMs, convergeMs, startupMs } = await scenario(t, 'symmetric', relay)
   const stats = await Promise.all(sessions.map((s) => s.peer.call<DhtStats>('dhtStats', {}, CALL_MS)))
   t.ok(stats.every((s) => s.randomized), 'every session sees its NAT as randomized (no punch can predict the port)')
   t.ok(stats.some((s) => s.relaying.successes > 0), `connections were relayed (${JSON.stringify(stats.map((s) => s.relaying))})`)
-  t.comment(`relayed path: first event across the NATs ${firstCrossMs} ms, converged ${convergeMs} ms (after every session was open; opening took ${startupMs} ms)`)
-})
+  t.comment(`relayed path (${relay}): first event across the NATs ${firstCrossMs} ms, converged ${convergeMs} ms (after every session was open; opening took ${startupMs} ms)`)
+}
 
 function available (t: Assert, what: string): boolean {
   if (!requireNetns(t, what)) return false
@@ -60,6 +70,9 @@ function available (t: Assert, what: string): boolean {
   return false
 }
 
+/** Who relays: nobody, `crosscast bootstrap --relay`, or a crosscast node with `relay: true` (in another room, so it cannot carry the events itself). */
+type RelaySource = 'none' | 'bootstrap' | 'node'
+
 interface Outcome { sessions: Session[], firstCrossMs: number, convergeMs: number, startupMs: number }
 
 /**
@@ -67,10 +80,16 @@ interface Outcome { sessions: Session[], firstCrossMs: number, convergeMs: numbe
  * been discovering since it opened, which `startupMs` covers: process start,
  * storage, DHT bootstrap begun).
  */
-async function scenario (t: Assert, nat: NatKind, relayed: boolean): Promise<Outcome> {
+async function scenario (t: Assert, nat: NatKind, relay: RelaySource): Promise<Outcome> {
   const deadline = Date.now() + BUDGET_MS
   const internet = createInternet(t, { publicAddrs: 4, homes: 2, hostsPerHome: 2, nat })
-  const { bootstrap, relayKey } = await startPublicDht(t, internet, relayed)
+  const dht = await startPublicDht(t, internet, relay === 'bootstrap')
+  const bootstrap = dht.bootstrap
+  let relayKey = dht.relayKey
+  if (relay === 'node') {
+    const node = await spawnPeer(t, { storage: await t.tmp(), room: 'relay-only', agent: 'relay', sessionId: 'relay', bootstrap: [bootstrap], lan: false, relay: true }, 30_000, { prefix: inNamespace(internet.publicNs) })
+    relayKey = await node.call<string>('relayKey', {}, CALL_MS)
+  }
 
   const spawned = Date.now()
   const sessions = await Promise.all(internet.homes.flatMap((home, h) => home.hosts.map(async (host, i): Promise<Session> => {
@@ -99,13 +118,13 @@ async function scenario (t: Assert, nat: NatKind, relayed: boolean): Promise<Out
     if (crossed && firstCrossMs < 0) firstCrossMs = Date.now() - started
     if (counts.every((c) => sessions.every((s) => c[`s-${s.name}`] === EVENTS_PER_SESSION))) break
     if (Date.now() > deadline) {
-      t.fail(`did not converge within the budget (${nat} NAT${relayed ? ', relay' : ''}): events per node ${JSON.stringify(counts)}`)
+      t.fail(`did not converge within the budget (${nat} NAT, relay: ${relay}): events per node ${JSON.stringify(counts)}`)
       return { sessions, firstCrossMs, convergeMs: -1, startupMs }
     }
     await new Promise((resolve) => setTimeout(resolve, POLL_MS))
   }
   const convergeMs = Date.now() - started
-  t.pass(`all ${sessions.length} sessions hold all ${total} events (${nat} NAT${relayed ? ', relay' : ''})`)
+  t.pass(`all ${sessions.length} sessions hold all ${total} events (${nat} NAT, relay: ${relay})`)
   return { sessions, firstCrossMs, convergeMs, startupMs }
 }
 
