@@ -366,6 +366,8 @@ export class BroadcastHub {
       for (const event of page.events) this.deliver(client, event)
       cursor = page.next_cursor ?? undefined
     }
+    // The catch-up itself may have overrun the lag bound and closed the client.
+    if (client.closing) return
     client.liveFrom = this.cc.lastCursor
     this.everyone.add(client)
     this.offEveryone ??= this.cc.subscribe({}, (event: BroadcastEvent) => this.queueFrame(event))
