@@ -1,10 +1,10 @@
-// The WebSocket side of the gateway: one cc.subscribe per client, so the SDK's
-// replay-then-live guarantee (no gap, no duplicate) is what every client gets,
-// for local writes and for events from remote peers alike. Memory per client is
-// bounded: a client whose unsent backlog passes maxLagBytes is closed, never buffered for.
-// Unfiltered live clients (nearly all of them) share one subscription instead:
-// each event is serialized and framed once, and the frames of one projected
-// block go to each client in one socket write (see fanOut).
+// The WebSocket side of the gateway. Every client gets replay-then-live with no
+// gap and no duplicate, for local writes and for events from remote peers alike:
+// a filtered client through its own cc.subscribe; the unfiltered live ones
+// (nearly all of them) through one shared subscription, where each event is
+// serialized and framed once and the frames of one projected block go to each
+// client in one socket write (see fanOut). Memory per client is bounded: a
+// client whose unsent backlog passes maxLagBytes is closed, never buffered for.
 
 import { randomBytes } from 'node:crypto'
 import type { Duplex } from 'node:stream'
