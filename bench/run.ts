@@ -64,8 +64,10 @@
 // (spawnPeer / servePeer) and bench/lib/tracker.ts the same way.
 //
 // Env: BENCH_RUNS, BENCH_QUICK=1, BENCH_ONLY=crosscast,hypercore,autobase,ws,socketio,automerge
-// (any subset; a crosscast module also by its name: local, replication, gateway, claims, connect, agents),
-// BENCH_CLIENTS, BENCH_MW_EVENTS, BENCH_CHANGES, BENCH_CONNECT_ROUNDS, BENCH_HYPERDHT_BASELINE.
+// (any subset; a crosscast module also by its name: local, replication, gateway, claims, connect, agents,
+// or by its key, e.g. crosscast:gateway.ts), BENCH_CLIENTS, BENCH_LARGE_CLIENTS, BENCH_CPU_PROF (bench/gateway.ts),
+// BENCH_MW_EVENTS, BENCH_CHANGES, BENCH_CONNECT_ROUNDS, BENCH_HYPERDHT_BASELINE.
+// A BENCH_ONLY run writes bench/results/only-<names>.{md,json}; only a full run writes latest.*.
 // ────────────────────────────────────────────────────────────────────────────
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
 import { fileURLToPath, pathToFileURL } from 'node:url'
@@ -127,8 +129,8 @@ async function main (): Promise<void> {
   const ctx = contextFromEnv()
   const only = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',').map((s) => s.trim())) : null
   // A crosscast module is also picked by its name alone (BENCH_ONLY=claims); 'connect' also selects its hyperdht baseline (connect-baseline).
-  const name = (key: string): string => key.replace(/^crosscast:/, '').replace(/\.ts$/, '').replace(/-baseline$/, '')
-  const wanted = (key: string): boolean => !only || only.has(key) || only.has(name(key)) || (key.startsWith('crosscast:') && only.has('crosscast'))
+  const moduleName = (key: string): string => key.replace(/^crosscast:/, '').replace(/\.ts$/, '').replace(/-baseline$/, '')
+  const wanted = (key: string): boolean => !only || only.has(key) || only.has(moduleName(key)) || (key.startsWith('crosscast:') && only.has('crosscast'))
   const started = Date.now()
   const m = machine()
   ctx.log(`bench: ${ctx.runs} runs per figure${ctx.quick ? ', QUICK sizes' : ''}; ${m.cpu}, ${m.cores} cores, load ${m.loadavg.join(' ')}`)
@@ -171,9 +173,11 @@ async function main (): Promise<void> {
     errors
   }
   const replacer = (_k: string, v: unknown): unknown => (typeof v === 'bigint' ? v.toString() : typeof v === 'number' && !Number.isFinite(v) ? null : v)
-  writeFileSync(`${outDir}latest.json`, JSON.stringify(json, replacer, 2) + '\n')
-  writeFileSync(`${outDir}latest.md`, markdown(m, ctx.runs, ctx.quick, rows, METHOD_NOTES, errors))
-  ctx.log(`bench: wrote bench/results/latest.md and latest.json in ${json.durationS} s${errors.length ? `, ${errors.length} module(s) failed` : ''}`)
+  // A subset run (BENCH_ONLY) gets its own files, so it never replaces the full run's figures.
+  const name = only === null ? 'latest' : `only-${[...only].sort().join('-').replace(/[^a-z0-9-]+/gi, '_')}`
+  writeFileSync(`${outDir}${name}.json`, JSON.stringify(json, replacer, 2) + '\n')
+  writeFileSync(`${outDir}${name}.md`, markdown(m, ctx.runs, ctx.quick, rows, METHOD_NOTES, errors))
+  ctx.log(`bench: wrote bench/results/${name}.md and ${name}.json in ${json.durationS} s${errors.length ? `, ${errors.length} module(s) failed` : ''}`)
   if (errors.length) process.exitCode = 1
 }
 

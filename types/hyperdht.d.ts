@@ -26,10 +26,20 @@ declare module 'hyperdht' {
     ready (): Promise<void>
     fullyBootstrapped (): Promise<void>
     address (): { host: string, family: number, port: number }
-    connect (remotePublicKey: Buffer, opts?: { keyPair?: KeyPair }): NoiseSecretStream
+    /** True when this node's NAT maps each destination to a new port (hole punching cannot predict it). */
+    readonly randomized: boolean
+    connect (remotePublicKey: Buffer, opts?: { keyPair?: KeyPair, relayThrough?: Buffer | Buffer[] | null }): NoiseSecretStream
+    createServer (opts: { shareLocalAddress?: boolean }, onconnection: (socket: NoiseSecretStream) => void): HyperDHTServer
+    createRawStream (opts?: Record<string, unknown>): import('node:stream').Duplex
     destroy (opts?: { force?: boolean }): Promise<void>
     static keyPair (seed?: Buffer): KeyPair
     static bootstrapper (port: number, host: string, opts?: HyperDHTOptions): HyperDHT
+  }
+
+  export interface HyperDHTServer extends EventEmitter {
+    readonly publicKey: Buffer
+    listen (keyPair?: KeyPair): Promise<void>
+    close (): Promise<void>
   }
 }
 

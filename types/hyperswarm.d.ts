@@ -17,6 +17,8 @@ declare module 'hyperswarm' {
     bootstrap?: Array<string | { host: string, port: number }>
     port?: number
     maxPeers?: number
+    /** Relays (DHT server keys running a blind relay) for peers that cannot hole-punch; used when forced (a punch failed) or this node's NAT is randomized. */
+    relayThrough?: Buffer | Buffer[] | ((force: boolean) => Buffer | Buffer[] | null)
   }
 
   export default class Hyperswarm extends EventEmitter {

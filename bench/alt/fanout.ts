@@ -6,14 +6,15 @@ import { fileURLToPath } from 'node:url'
 import { WebSocket } from 'ws'
 import { io as ioClient } from 'socket.io-client'
 import { spawnPeer, summarize, sampleEvent } from '../lib/stats.ts'
-import { measureFanout, type FanoutRun, type FanoutTarget } from '../lib/fanout.ts'
+import { measureFanout, profilePosts, type FanoutRun, type FanoutTarget } from '../lib/fanout.ts'
 import type { BenchContext, BenchModule, FigureSet } from '../lib/contract.ts'
 import { contextFromEnv } from '../lib/contract.ts'
 import { printFigures } from '../lib/report.ts'
 
 const SERVER = new URL('./peers/relay-server.ts', import.meta.url)
 
-export type RelayKind = 'ws' | 'socketio'
+/** 'floor': no relay, one pre-built frame written to every client socket (see relay-server.ts). */
+export type RelayKind = 'ws' | 'socketio' | 'floor'
 
 function seedEvent (marker: string): Record<string, unknown> {
   return {
@@ -29,13 +30,14 @@ function seedEvent (marker: string): Record<string, unknown> {
 }
 
 /** Starts a relay in its own process, plus a publisher connection from this process (not counted as a client). */
-export async function startRelay (kind: RelayKind): Promise<FanoutTarget> {
+export async function startRelay (kind: RelayKind, profilePath: string | null = null): Promise<FanoutTarget> {
   const server = await spawnPeer(SERVER, `${kind}-relay`, { nodeFlags: ['--expose-gc'] })
   try {
     const { port } = await server.request<{ port: number }>('start', { kind })
     const rss = async (): Promise<number> => (await server.request<{ rss: number }>('rss')).rss
     const heap = async (): Promise<number> => (await server.request<{ heap: number }>('rss')).heap
-    if (kind === 'ws') {
+    const aroundPosts = profilePosts(server, profilePath)
+    if (kind === 'ws' || kind === 'floor') {
       const url = `ws://127.0.0.1:${port}/ws/broadcasts`
       const publisher = new WebSocket(url, { perMessageDeflate: false })
       await new Promise<void>((resolve, reject) => { publisher.once('open', () => resolve()); publisher.once('error', reject) })
@@ -45,6 +47,7 @@ export async function startRelay (kind: RelayKind): Promise<FanoutTarget> {
         pid: server.pid,
         rss,
         heap,
+        aroundPosts,
         post: async (marker) => { publisher.send(JSON.stringify(seedEvent(marker))) },
         close: async () => { publisher.terminate(); await server.kill() }
       }

@@ -22,7 +22,18 @@ export interface FanoutTarget {
   heap?: () => Promise<number>
   /** Publishes one event whose broadcast frame contains `marker` (e.g. as its title); resolves once sent. */
   post (marker: string): Promise<void>
+  /** Called once every client is connected, before the first post, and after the last one (e.g. to profile only the fan-out). */
+  aroundPosts?: { before (): Promise<void>, after (): Promise<void> }
   close (): Promise<void>
+}
+
+/** FanoutTarget.aroundPosts for a server peer that serves profilerHandlers(): a CPU profile of the posts, written to `path`. */
+export function profilePosts (server: Peer, path: string | null): FanoutTarget['aroundPosts'] {
+  if (path === null) return undefined
+  return {
+    before: async () => { await server.request('profileStart') },
+    after: async () => { await server.request('profileStop', { path }) }
+  }
 }
 
 export interface FanoutRun { p50: number, p99: number, serverKiBPerClient: number, serverHeapKiBPerClient: number, clientKiBPerClient: number }
@@ -33,44 +44,62 @@ export interface FanoutRun { p50: number, p99: number, serverKiBPerClient: numbe
  * events and pool every client's latency (post call to frame received).
  */
 export async function measureFanout (protocol: ClientProtocol, start: () => Promise<FanoutTarget>, w: Workload['fanout']): Promise<FanoutRun> {
-  const procs: Peer[] = []
-  let target: FanoutTarget | null = null
-  try {
-    for (let i = 0; i < w.clientProcesses; i++) procs.push(await spawnPeer(CLIENTS, `fanout-clients-${i}`, { nodeFlags: ['--expose-gc'] }))
-    target = await start()
-    const t = target
-    const serverRss = t.rss ?? (async () => { await sleep(300); return rssOfPid(t.pid) })
-    const serverHeap = t.heap ?? (async () => Number.NaN)
-    const serverBefore = await serverRss()
-    const heapBefore = await serverHeap()
-    const clientsBefore = await Promise.all(procs.map((p) => p.request<{ rss: number }>('rss')))
-    const share = (i: number): number => Math.floor(w.clients / w.clientProcesses) + (i < w.clients % w.clientProcesses ? 1 : 0)
-    // one process at a time, so the two connection storms do not overlap
-    for (let i = 0; i < procs.length; i++) await procs[i].request('connect', { protocol, url: t.url, count: share(i) }, 180_000)
-    const serverAfter = await serverRss()
-    const heapAfter = await serverHeap()
-    const clientsAfter = await Promise.all(procs.map((p) => p.request<{ rss: number }>('rss')))
+  return (await measureFanoutSideBySide(protocol, [start], w))[0]
+}
 
-    const latencies: number[] = []
+interface Side { procs: Peer[], target: FanoutTarget | null, latencies: number[] }
+
+/**
+ * Several targets in one run, each with its own client processes, connected
+ * one after the other; then their posts alternate (the order rotating every
+ * post), so each target's latencies come from the same minutes of a machine
+ * whose load drifts, and their ratio compares like with like.
+ */
+export async function measureFanoutSideBySide (protocol: ClientProtocol, starts: Array<() => Promise<FanoutTarget>>, w: Workload['fanout']): Promise<FanoutRun[]> {
+  const sides: Side[] = starts.map(() => ({ procs: [], target: null, latencies: [] }))
+  try {
+    const memory: Array<Omit<FanoutRun, 'p50' | 'p99'>> = []
+    for (let s = 0; s < starts.length; s++) {
+      const side = sides[s]
+      for (let i = 0; i < w.clientProcesses; i++) side.procs.push(await spawnPeer(CLIENTS, `fanout-clients-${s}-${i}`, { nodeFlags: ['--expose-gc'] }))
+      side.target = await starts[s]()
+      const t = side.target
+      const serverRss = t.rss ?? (async () => { await sleep(300); return rssOfPid(t.pid) })
+      const serverHeap = t.heap ?? (async () => Number.NaN)
+      const serverBefore = await serverRss()
+      const heapBefore = await serverHeap()
+      const clientsBefore = await Promise.all(side.procs.map((p) => p.request<{ rss: number }>('rss')))
+      const share = (i: number): number => Math.floor(w.clients / w.clientProcesses) + (i < w.clients % w.clientProcesses ? 1 : 0)
+      // one process at a time, so the two connection storms do not overlap
+      for (let i = 0; i < side.procs.length; i++) await side.procs[i].request('connect', { protocol, url: t.url, count: share(i) }, 180_000)
+      const serverAfter = await serverRss()
+      const heapAfter = await serverHeap()
+      const clientsAfter = await Promise.all(side.procs.map((p) => p.request<{ rss: number }>('rss')))
+      const clientDelta = clientsAfter.reduce((sum, a, i) => sum + (a.rss - clientsBefore[i].rss), 0)
+      memory.push({
+        serverKiBPerClient: (serverAfter - serverBefore) / 1024 / w.clients,
+        serverHeapKiBPerClient: (heapAfter - heapBefore) / 1024 / w.clients,
+        clientKiBPerClient: clientDelta / 1024 / w.clients
+      })
+    }
+
+    for (const side of sides) await side.target!.aroundPosts?.before()
     for (let post = -1; post < w.postsPerRun; post++) { // post -1 is an unmeasured warm-up
-      const marker = `fanout-marker-${process.pid}-${Date.now()}-${post + 1}`
-      await Promise.all(procs.map((p) => p.request('arm', { marker })))
-      const startNs = process.hrtime.bigint()
-      await t.post(marker)
-      const results = await Promise.all(procs.map((p) => p.request<{ arrivals: bigint[] }>('collect', { marker, timeoutMs: 30_000 }, 40_000)))
-      if (post < 0) continue
-      for (const r of results) for (const at of r.arrivals) latencies.push(Number(at - startNs) / 1e6)
+      for (let k = 0; k < sides.length; k++) {
+        const side = sides[(k + post + 1) % sides.length]
+        const marker = `fanout-marker-${process.pid}-${Date.now()}-${post + 1}`
+        await Promise.all(side.procs.map((p) => p.request('arm', { marker })))
+        const startNs = process.hrtime.bigint()
+        await side.target!.post(marker)
+        const results = await Promise.all(side.procs.map((p) => p.request<{ arrivals: bigint[] }>('collect', { marker, timeoutMs: 30_000 }, 40_000)))
+        if (post < 0) continue
+        for (const r of results) for (const at of r.arrivals) side.latencies.push(Number(at - startNs) / 1e6)
+      }
     }
-    const clientDelta = clientsAfter.reduce((sum, a, i) => sum + (a.rss - clientsBefore[i].rss), 0)
-    return {
-      p50: percentile(latencies, 50),
-      p99: percentile(latencies, 99),
-      serverKiBPerClient: (serverAfter - serverBefore) / 1024 / w.clients,
-      serverHeapKiBPerClient: (heapAfter - heapBefore) / 1024 / w.clients,
-      clientKiBPerClient: clientDelta / 1024 / w.clients
-    }
+    for (const side of sides) await side.target!.aroundPosts?.after()
+    return sides.map((side, s) => ({ p50: percentile(side.latencies, 50), p99: percentile(side.latencies, 99), ...memory[s] }))
   } finally {
-    if (target) await target.close().catch(() => {})
-    await Promise.all(procs.map((p) => p.kill()))
+    for (const side of sides) if (side.target) await side.target.close().catch(() => {})
+    await Promise.all(sides.flatMap((side) => side.procs.map((p) => p.kill())))
   }
 }

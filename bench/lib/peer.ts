@@ -1,7 +1,8 @@
 // Child side of a benchmark peer (see proc.ts): answers commands from the
 // parent over IPC and can push unsolicited events.
 
-import { mkdtempSync } from 'node:fs'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { Session } from 'node:inspector/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
@@ -56,4 +57,30 @@ export function servePeer (handlers: Record<string, Handler>, onExit?: () => Pro
     void shutdown(1)
   })
   emit('ready', { pid: process.pid })
+}
+
+/**
+ * `profileStart` / `profileStop {path}`: a CPU profile of one phase of a peer
+ * (e.g. the fan-out alone, not the connection storm before it), sampled every 100 µs.
+ */
+export function profilerHandlers (): Record<string, Handler> {
+  let session: Session | null = null
+  return {
+    async profileStart () {
+      session = new Session()
+      session.connect()
+      await session.post('Profiler.enable')
+      await session.post('Profiler.setSamplingInterval', { interval: 100 })
+      await session.post('Profiler.start')
+      return null
+    },
+    async profileStop (args) {
+      if (session === null) throw new Error('profileStart first')
+      const { profile } = await session.post('Profiler.stop')
+      writeFileSync(String(args.path), JSON.stringify(profile))
+      session.disconnect()
+      session = null
+      return null
+    }
+  }
 }

@@ -1,6 +1,6 @@
 // A crosscast node plus its gateway in its own process (never the clients'),
 // so its RSS delta is what the connected WebSocket clients cost.
-import { servePeer, peerDir } from '../lib/peer.ts'
+import { servePeer, peerDir, profilerHandlers } from '../lib/peer.ts'
 import { rssSelf, settleMemory } from '../lib/stats.ts'
 import { Crosscast } from '../../lib/index.ts'
 import { createGateway, type Gateway } from '../../lib/gateway/index.ts'
@@ -19,7 +19,8 @@ servePeer({
     const metrics = await (await fetch(`${gw!.url}/api/metrics`)).json() as { total_connected_clients: number }
     const m = process.memoryUsage()
     return { rss: rssSelf(), heap: m.heapUsed + m.external, connected: metrics.total_connected_clients }
-  }
+  },
+  ...profilerHandlers()
 }, async () => {
   await gw?.close()
   await cc?.close()

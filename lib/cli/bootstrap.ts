@@ -11,15 +11,22 @@ export function registerBootstrap (program: Command): Command {
     .description('run a DHT bootstrap node; peers pass its address as --bootstrap')
     .requiredOption('--host <host>', 'IPv4 address peers will reach this node at (not 0.0.0.0)')
     .option('--port <port>', 'UDP port', String(DEFAULT_PORT))
-    .action(async (opts: { host: string, port: string }) => {
+    .option('--relay', 'also relay for peers that cannot punch through their NATs (end-to-end encrypted; the relay sees who talks to whom)')
+    .action(async (opts: { host: string, port: string, relay?: boolean }) => {
       const port = Number(opts.port)
       if (!/^\d+$/.test(opts.port)) {
         throw new CrosscastError('INVALID_OPTION', '--port must be an integer from 1 to 65535', { field: 'port' })
       }
       const { startBootstrapper } = await import('../net/bootstrap.ts')
-      const node = await startBootstrapper({ host: opts.host, port })
+      const node = await startBootstrapper({ host: opts.host, port, relay: opts.relay === true })
       process.stdout.write(`bootstrap node listening on ${node.bootstrap}\n`)
-      process.stdout.write(`peers use: --bootstrap ${node.bootstrap}\n`)
+      if (node.relayPublicKey === null) {
+        process.stdout.write(`peers use: --bootstrap ${node.bootstrap}\n`)
+      } else {
+        const key = node.relayPublicKey.toString('hex')
+        process.stdout.write(`relay listening, key ${key}\n`)
+        process.stdout.write(`peers use: --bootstrap ${node.bootstrap} --relay-through ${key}\n`)
+      }
       await new Promise<void>((resolve) => {
         const stop = (): void => {
           process.removeListener('SIGINT', stop)

@@ -19,6 +19,8 @@ interface ServeFlags {
   pool?: boolean
   maxSessions: string
   bootstrap?: string[]
+  relay?: boolean
+  relayThrough?: string[]
   swarm: boolean
   lan: boolean
   token?: string
@@ -58,7 +60,7 @@ export async function serve (flags: ServeFlags): Promise<void> {
   checkBindSecurity(flags.host, token)
   if (flags.pool === true && flags.storage !== undefined) throw new CrosscastError('INVALID_OPTION', '--pool takes a slot of the room\'s storage pool: leave out --storage', { field: '--pool' })
   const logger = await makeLogger(flags.logLevel)
-  const node = { agent: 'gateway', sessionId: 'gateway', swarm: flags.swarm, bootstrap: flags.bootstrap, lan: flags.lan, logger }
+  const node = { agent: 'gateway', sessionId: 'gateway', swarm: flags.swarm, bootstrap: flags.bootstrap, relay: flags.relay === true, relayThrough: flags.relayThrough, lan: flags.lan, logger }
   let room = flags.room ?? 'default'
   let cc: Awaited<ReturnType<typeof Crosscast.open>>
   if (flags.pool === true) {
@@ -120,6 +122,8 @@ export function registerServe (program: Command): void {
     .option('--room <name>', 'room to join (default: default; with --pool, derived from the git repository)')
     .option('--secret <secret>', 'room secret')
     .option('--bootstrap <host:port...>', 'DHT bootstrap nodes (default: the public DHT)')
+    .option('--relay', 'relay for peers that cannot punch through their NATs (needs a reachable address)')
+    .option('--relay-through <key...>', 'relays to go through when a direct connection cannot be punched')
     .option('--no-swarm', 'do not discover peers over the DHT')
     .option('--no-lan', 'do not discover peers on the local network (mDNS)')
     .option('--token <token>', 'require Authorization: Bearer <token> on every request (env CROSSCAST_TOKEN)')

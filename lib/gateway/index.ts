@@ -8,10 +8,12 @@ import { createServer, type Server } from 'node:http'
 import { chmod, rm } from 'node:fs/promises'
 import Fastify, { LogController, type FastifyInstance, type FastifyRequest, type FastifyReply, type FastifyBaseLogger, type FastifySchema } from 'fastify'
 import websocket from '@fastify/websocket'
+import type { WebSocket } from 'ws'
 import type { Crosscast } from '../index.ts'
 import { CrosscastError } from '../errors.ts'
 import { toHttpError, notFoundRoute } from './errors.ts'
 import { BroadcastHub, parseSince, parseEpoch } from './ws-hub.ts'
+import { releaseUpgrade } from './ws-upgrade.ts'
 import { registerWriteRoutes } from './routes-write.ts'
 import { registerReadRoutes } from './routes-read.ts'
 import { registerClaimRoutes } from './routes-claims.ts'
@@ -249,12 +251,13 @@ export async function createGateway (cc: Crosscast, opts: GatewayOptions = {}): 
     logger.debug({ method: req.method, url: redactUrl(req.url), status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request')
   })
 
+  function onWsError (this: WebSocket, err: Error): void {
+    logger.debug({ err }, 'websocket error')
+    this.terminate()
+  }
   await app.register(websocket, {
     options: { maxPayload: MAX_WS_FRAME_BYTES },
-    errorHandler: (err, socket) => {
-      logger.debug({ err }, 'websocket error')
-      socket.terminate()
-    }
+    errorHandler: (err, socket) => onWsError.call(socket, err)
   })
 
   app.register(async (scoped) => {
@@ -280,7 +283,8 @@ export async function createGateway (cc: Crosscast, opts: GatewayOptions = {}): 
       const q = req.query as { since?: string, session_id?: string, epoch?: string }
       const sessionHeader = req.headers['x-session-id']
       const sessionId = typeof q.session_id === 'string' ? q.session_id : typeof sessionHeader === 'string' ? sessionHeader : null
-      hub.attach(socket, { sessionId, since: parseSince(q.since), epoch: parseEpoch(q.epoch) })
+      releaseUpgrade(socket, req.socket, onWsError)
+      hub.attach(socket, { sessionId, since: parseSince(q.since), epoch: parseEpoch(q.epoch), stream: req.socket })
     })
   })
 

@@ -1,11 +1,15 @@
-// The WebSocket side of the gateway: one cc.subscribe per client, so the SDK's
-// replay-then-live guarantee (no gap, no duplicate) is what every client gets,
-// for local writes and for events from remote peers alike. Memory per client is
-// bounded: a client whose unsent backlog passes maxLagBytes is closed, never buffered for.
+// The WebSocket side of the gateway. Every client gets replay-then-live with no
+// gap and no duplicate, for local writes and for events from remote peers alike:
+// a filtered client through its own cc.subscribe; the unfiltered live ones
+// (nearly all of them) through one shared subscription, where each event is
+// serialized and framed once and the frames of one projected block go to each
+// client in one socket write (see fanOut). Memory per client is bounded: a
+// client whose unsent backlog passes maxLagBytes is closed, never buffered for.
 
 import { randomBytes } from 'node:crypto'
+import type { Duplex } from 'node:stream'
 import type { WebSocket } from 'ws'
-import type { Crosscast, BroadcastEvent, SubscriptionFilter, PresenceEntry, ClaimLost } from '../index.ts'
+import type { Crosscast, BroadcastEvent, SubscriptionFilter, PresenceEntry, ClaimLost, ResetInfo } from '../index.ts'
 import { CrosscastError } from '../errors.ts'
 import { RESOURCE_TYPES, type ResourceType, type EventType } from '../events/types.ts'
 import { validateEventType, validateId, validateLabel } from '../events/validate.ts'
@@ -20,12 +24,20 @@ const DELIVERY_MEMORY = 4096
 const REPLAY_PAGE = 200
 const REPLAY_DRAIN_TIMEOUT_MS = 30_000
 const DRAIN_POLL_MS = 10
+const WS_OPEN = 1
+// Each client is pinged once per heartbeat, but in one of this many slices spread
+// over it: 10,000 pings and their pongs at once hold the event loop for ~100 ms.
+const HEARTBEAT_SLICES = 16
 
 type Mode = 'all' | 'filtered' | 'none'
 
 interface Client {
   id: string
   socket: WebSocket
+  /** The TCP stream under `socket`, written to directly with pre-built frames; null when an extension (compression) is in use. */
+  stream: Duplex | null
+  /** While in the shared live set: events up to this cursor were already sent (or predate the subscription). */
+  liveFrom: number
   sessionId: string | null
   off: (() => void) | null
   mode: Mode
@@ -33,6 +45,8 @@ interface Client {
   lastCursor: number
   skipThrough: number
   alive: boolean
+  /** Which of the HEARTBEAT_SLICES pings this client. */
+  beatSlice: number
   closing: boolean
   /** Bumped by every (un)subscribe, so a paced replay that was superseded stops. */
   generation: number
@@ -55,6 +69,16 @@ export interface HubStats {
   droppedLagging: number
   droppedDead: number
 }
+
+const CLIENT = Symbol('crosscast.client')
+type ClientSocket = WebSocket & { [CLIENT]: Client }
+
+function clientOf (socket: WebSocket): Client {
+  return (socket as ClientSocket)[CLIENT]
+}
+
+/** One event, serialized once for every client: the JSON text and the same text as a whole WebSocket frame. */
+interface Frame { eventId: string, cursor: number, payload: Buffer, framed: Buffer }
 
 interface SubscribeRequest {
   filter: SubscriptionFilter
@@ -119,14 +143,44 @@ function isEmptyFilter (filter: SubscriptionFilter): boolean {
   return Object.values(filter).every(v => v === undefined || (Array.isArray(v) && v.length === 0))
 }
 
+/**
+ * An unmasked, unfragmented text frame (RFC 6455 §5.2), header and payload in
+ * one buffer: built once per event, it costs each client one socket write
+ * instead of ws's per-send header, cork and writev.
+ */
+function textFrame (payload: Buffer): Buffer {
+  const n = payload.length
+  const headerLength = n < 126 ? 2 : n < 65536 ? 4 : 10
+  const frame = Buffer.allocUnsafe(headerLength + n)
+  frame[0] = 0x81
+  if (n < 126) {
+    frame[1] = n
+  } else if (n < 65536) {
+    frame[1] = 126
+    frame.writeUInt16BE(n, 2)
+  } else {
+    frame[1] = 127
+    frame.writeBigUInt64BE(BigInt(n), 2)
+  }
+  payload.copy(frame, headerLength)
+  return frame
+}
+
 export class BroadcastHub {
   readonly cc: Crosscast
   readonly opts: HubOptions
   readonly clients = new Map<string, Client>()
   private readonly deliveries = new Map<string, number>()
   private heartbeat: NodeJS.Timeout | null = null
-  private frameCache: { eventId: string, data: Buffer } | null = null
+  private frameCache: Frame | null = null
+  /** Unfiltered live clients: served by one subscription, not one each. */
+  private readonly everyone = new Set<Client>()
+  private offEveryone: (() => void) | null = null
+  /** Frames projected in this turn, written to `everyone` in one go when the turn's synchronous work is done. */
+  private pending: Frame[] = []
   private closed = false
+  private beats = 0
+  private attached = 0
   private stats = { eventsBroadcast: 0, framesSent: 0, bytesSent: 0, droppedLagging: 0, droppedDead: 0 }
   private readonly onPresence = (sessions: PresenceEntry[]): void => {
     for (const client of this.clients.values()) if (client.presence) this.sendControl(client, { type: 'presence', sessions })
@@ -137,18 +191,32 @@ export class BroadcastHub {
     for (const client of this.clients.values()) if (client.presence) this.sendControl(client, { type: 'claim_lost', ...lost })
   }
 
+  /** One set of socket listeners for every client (`this` is the socket), rather than three closures a client. */
+  private readonly socketListeners: {
+    pong: (this: WebSocket) => void
+    message: (this: WebSocket, data: Buffer, isBinary: boolean) => void
+    close: (this: WebSocket) => void
+  }
+
   constructor (cc: Crosscast, opts: HubOptions) {
     this.cc = cc
     this.opts = opts
     cc.on('presence', this.onPresence)
     cc.on('claim-lost', this.onClaimLost)
+    const hub = this
+    this.socketListeners = {
+      pong (this: WebSocket) { clientOf(this).alive = true },
+      message (this: WebSocket, data: Buffer, isBinary: boolean) { hub.onMessage(clientOf(this), data, isBinary) },
+      close (this: WebSocket) { hub.detach(clientOf(this)) }
+    }
     if (opts.heartbeatMs > 0) {
-      this.heartbeat = setInterval(() => this.beat(), opts.heartbeatMs)
+      this.heartbeat = setInterval(() => this.beat(), opts.heartbeatMs / HEARTBEAT_SLICES)
       this.heartbeat.unref()
     }
   }
 
-  attach (socket: WebSocket, init: { sessionId: string | null, since: number | undefined, epoch?: string | undefined }): void {
+  /** `stream`: the socket's TCP stream (the upgrade request's socket), for direct frame writes. */
+  attach (socket: WebSocket, init: { sessionId: string | null, since: number | undefined, epoch?: string | undefined, stream?: Duplex }): void {
     if (this.closed) {
       socket.close(CLOSE_GOING_AWAY, 'gateway closing')
       return
@@ -156,20 +224,25 @@ export class BroadcastHub {
     const client: Client = {
       id: randomBytes(8).toString('hex'),
       socket,
+      // Frames are written under ws only when no extension transforms them; ws itself writes synchronously then, so the order holds.
+      stream: init.stream !== undefined && socket.extensions === '' ? init.stream : null,
+      liveFrom: 0,
       sessionId: init.sessionId,
       off: null,
       mode: 'none',
       lastCursor: 0,
       skipThrough: 0,
       alive: true,
+      beatSlice: this.attached++ % HEARTBEAT_SLICES,
       closing: false,
       generation: 0,
       presence: false
     }
     this.clients.set(client.id, client)
-    socket.on('pong', () => { client.alive = true })
-    socket.on('message', (data, isBinary) => this.onMessage(client, data as Buffer, isBinary))
-    socket.on('close', () => this.detach(client))
+    ;(socket as ClientSocket)[CLIENT] = client
+    socket.on('pong', this.socketListeners.pong)
+    socket.on('message', this.socketListeners.message)
+    socket.on('close', this.socketListeners.close)
     // The seed's JavaScript client never sends "subscribe": every connection starts subscribed to everything.
     this.subscribe(client, { filter: {}, since: init.since, epoch: init.epoch })
   }
@@ -198,6 +271,8 @@ export class BroadcastHub {
     this.cc.off('presence', this.onPresence)
     this.cc.off('claim-lost', this.onClaimLost)
     if (this.heartbeat !== null) clearInterval(this.heartbeat)
+    this.offEveryone?.()
+    this.offEveryone = null
     for (const client of this.clients.values()) {
       this.unsubscribe(client)
       client.closing = true
@@ -214,8 +289,9 @@ export class BroadcastHub {
   }
 
   private beat (): void {
+    const slice = this.beats++ % HEARTBEAT_SLICES
     for (const client of this.clients.values()) {
-      if (client.closing) continue
+      if (client.closing || client.beatSlice !== slice) continue
       if (!client.alive) {
         this.stats.droppedDead++
         this.opts.logger.info({ client: client.id }, 'websocket client missed a heartbeat; dropping it')
@@ -307,15 +383,86 @@ export class BroadcastHub {
     })
   }
 
-  private live (client: Client, filter: SubscriptionFilter, since: number | undefined): () => void {
-    // A rebuild under a live subscription starts a new epoch: the client is told where it stands in it.
-    const onReset = (reset: { epoch: string, cursor: number }): void => {
-      client.skipThrough = 0
-      client.lastCursor = reset.cursor
-      this.sendControl(client, { type: 'reset', epoch: reset.epoch, cursor: reset.cursor })
+  /** Returns how to stop the client's own subscription, or null when it joined the shared one (unsubscribe handles that). */
+  private live (client: Client, filter: SubscriptionFilter, since: number | undefined): (() => void) | null {
+    if (isEmptyFilter(filter)) {
+      this.joinEveryone(client, since)
+      return null
     }
+    const onReset = (reset: ResetInfo): void => this.resetClient(client, reset)
     const options = since === undefined ? { onReset } : { since, onReset }
     return this.cc.subscribe(filter, (event: BroadcastEvent) => this.deliver(client, event), options)
+  }
+
+  /**
+   * The hand-over to the shared subscription has no gap and no duplicate: what
+   * is left after `since` is read synchronously (the projector runs on this
+   * thread, so nothing commits meanwhile), and frames already projected but
+   * not yet written are skipped by liveFrom.
+   */
+  private joinEveryone (client: Client, since: number | undefined): void {
+    let cursor = since
+    while (cursor !== undefined && cursor < this.cc.lastCursor) {
+      const page = this.cc.listEvents({ since: cursor, limit: REPLAY_PAGE })
+      for (const event of page.events) this.deliver(client, event)
+      cursor = page.next_cursor ?? undefined
+    }
+    // The catch-up itself may have overrun the lag bound and closed the client.
+    if (client.closing) return
+    client.liveFrom = this.cc.lastCursor
+    this.everyone.add(client)
+    this.offEveryone ??= this.cc.subscribe({}, (event: BroadcastEvent) => this.queueFrame(event), {
+      onReset: (reset) => {
+        // Frames of the old epoch go out first, then every shared client counts in the new one.
+        this.fanOut()
+        for (const member of this.everyone) this.resetClient(member, reset)
+      }
+    })
+  }
+
+  /** A rebuild under a live subscription starts a new epoch: the client is told where it stands in it. */
+  private resetClient (client: Client, reset: ResetInfo): void {
+    client.skipThrough = 0
+    client.lastCursor = reset.cursor
+    client.liveFrom = reset.cursor
+    this.sendControl(client, { type: 'reset', epoch: reset.epoch, cursor: reset.cursor })
+  }
+
+  private queueFrame (event: BroadcastEvent): void {
+    if (this.pending.length === 0) queueMicrotask(() => this.fanOut())
+    this.pending.push(this.frameOf(event))
+  }
+
+  /**
+   * Sends first, bookkeeping after: one write per client of every frame of
+   * this turn, then the counters once for all. A client the backlog check
+   * closes is removed from the set, which is safe while iterating it.
+   */
+  private fanOut (): void {
+    const frames = this.pending
+    this.pending = []
+    if (frames.length === 0) return
+    const first = frames[0].cursor
+    const last = frames[frames.length - 1].cursor
+    const whole = frames.length === 1 ? frames[0].framed : Buffer.concat(frames.map(f => f.framed))
+    let sent = 0
+    let bytes = 0
+    for (const client of this.everyone) {
+      if (client.liveFrom >= last || client.closing) continue
+      if (client.liveFrom < first && client.stream !== null && client.socket.readyState === WS_OPEN) {
+        client.stream.write(whole)
+        bytes += whole.length
+      } else {
+        for (const frame of frames) if (frame.cursor > client.liveFrom) bytes += this.sendFrame(client, frame)
+      }
+      sent++
+      client.lastCursor = last
+      client.liveFrom = last
+      this.checkLag(client)
+    }
+    for (const frame of frames) this.countDelivery(frame.eventId, sent)
+    this.stats.framesSent += sent * frames.length
+    this.stats.bytesSent += bytes
   }
 
   /**
@@ -357,6 +504,10 @@ export class BroadcastHub {
   }
 
   private unsubscribe (client: Client): void {
+    if (this.everyone.delete(client) && this.everyone.size === 0 && this.offEveryone !== null) {
+      this.offEveryone()
+      this.offEveryone = null
+    }
     const off = client.off
     client.off = null
     if (off !== null) off()
@@ -364,23 +515,36 @@ export class BroadcastHub {
 
   private deliver (client: Client, event: BroadcastEvent): void {
     if (client.closing || event.cursor <= client.skipThrough) return
+    const bytes = this.sendFrame(client, this.frameOf(event))
     if (event.cursor > client.lastCursor) client.lastCursor = event.cursor
-    const frame = this.frameOf(event)
-    const count = this.deliveries.get(event.event_id) ?? 0
+    this.countDelivery(event.event_id, 1)
+    this.stats.framesSent++
+    this.stats.bytesSent += bytes
+    this.checkLag(client)
+  }
+
+  /** Returns the bytes handed to the socket. */
+  private sendFrame (client: Client, frame: Frame): number {
+    if (client.stream !== null && client.socket.readyState === WS_OPEN) {
+      client.stream.write(frame.framed)
+      return frame.framed.length
+    }
+    // A Buffer sent as text is framed as is; a string would be re-encoded for every client.
+    client.socket.send(frame.payload, { binary: false })
+    return frame.payload.length
+  }
+
+  private countDelivery (eventId: string, clients: number): void {
+    const count = this.deliveries.get(eventId) ?? 0
     if (count === 0) {
       this.stats.eventsBroadcast++
       if (this.deliveries.size >= DELIVERY_MEMORY) this.deliveries.delete(this.deliveries.keys().next().value as string)
     }
-    this.deliveries.set(event.event_id, count + 1)
-    this.stats.framesSent++
-    this.stats.bytesSent += frame.data.length
-    // A Buffer sent as text is framed as is; a string would be re-encoded for every client.
-    client.socket.send(frame.data, { binary: false })
-    this.checkLag(client)
+    this.deliveries.set(eventId, count + clients)
   }
 
-  /** Every client gets the same event at almost the same moment: serialize it once. */
-  private frameOf (event: BroadcastEvent): { data: Buffer } {
+  /** Every client gets the same event at almost the same moment: serialize and frame it once. */
+  private frameOf (event: BroadcastEvent): Frame {
     if (this.frameCache?.eventId === event.event_id) return this.frameCache
     const text = JSON.stringify({
       type: 'broadcast_event',
@@ -394,7 +558,8 @@ export class BroadcastHub {
       timestamp: event.timestamp,
       cursor: event.cursor
     })
-    this.frameCache = { eventId: event.event_id, data: Buffer.from(text) }
+    const payload = Buffer.from(text)
+    this.frameCache = { eventId: event.event_id, cursor: event.cursor, payload, framed: textFrame(payload) }
     return this.frameCache
   }
 

@@ -5,15 +5,23 @@ import HyperDHT from 'hyperdht'
 import { CrosscastError } from '../errors.ts'
 import { silentLogger, type Logger } from '../logger.ts'
 import { formatAddress, type BootstrapAddress } from './options.ts'
+import { startRelay, type Relay } from './relay.ts'
 
 export interface Bootstrapper {
   // What peers pass as `bootstrap` ('host:port').
   readonly address: BootstrapAddress
   readonly bootstrap: string
+  /** With `relay`: what peers pass as relayThrough. */
+  readonly relayPublicKey: Buffer | null
   close (): Promise<void>
 }
 
-export async function startBootstrapper (opts: { host: string, port: number, logger?: Logger }): Promise<Bootstrapper> {
+/**
+ * With `relay`, a second DHT node on the same host runs a blind relay (see
+ * relay.ts): the bootstrapper is reachable by definition, so it is where peers
+ * behind NATs that cannot be punched through meet.
+ */
+export async function startBootstrapper (opts: { host: string, port: number, relay?: boolean, logger?: Logger }): Promise<Bootstrapper> {
   const { host, port } = opts
   const logger = opts.logger ?? silentLogger
   // The node announces this address to others, so it must be a concrete IPv4 one.
@@ -34,12 +42,29 @@ export async function startBootstrapper (opts: { host: string, port: number, log
   const bound = node.address()
   const address = { host, port: bound.port }
   logger.info({ address }, 'bootstrap node listening')
+  let relayNode: HyperDHT | null = null
+  let relay: Relay | null = null
+  if (opts.relay === true) {
+    relayNode = new HyperDHT({ bootstrap: [address], host, ephemeral: false, firewalled: false })
+    try {
+      relay = await startRelay(relayNode, HyperDHT.keyPair(), logger)
+    } catch (err) {
+      await relayNode.destroy().catch(() => {})
+      await node.destroy().catch(() => {})
+      throw new CrosscastError('INVALID_OPTION', `could not start the relay on ${host}: ${(err as Error).message}`, { field: 'relay', cause: err })
+    }
+  }
   let closing: Promise<void> | null = null
   return {
     address,
     bootstrap: formatAddress(address),
+    relayPublicKey: relay?.publicKey ?? null,
     close: () => {
-      if (closing === null) closing = node.destroy()
+      closing ??= (async () => {
+        await relay?.close().catch(() => {})
+        await relayNode?.destroy()
+        await node.destroy()
+      })()
       return closing
     }
   }

@@ -9,6 +9,7 @@ import { silentLogger, childLogger, type Logger } from '../logger.ts'
 import { prefers, type Candidate } from './dedupe.ts'
 import { parseBootstrap } from './options.ts'
 import { SwarmTransport } from './swarm.ts'
+import { parseRelayThrough } from './relay.ts'
 import { LanTransport } from './lan.ts'
 import type { DiscoveryOptions, KeyPair, LanOptions, PeerConnection, TransportName } from './types.ts'
 
@@ -66,7 +67,9 @@ export class Discovery extends EventEmitter {
         bootstrap,
         logger: this.logger,
         onstream: (stream) => this.attach(stream, 'swarm'),
-        hasPeers: () => this.live.size > 0
+        hasPeers: () => this.live.size > 0,
+        relay: opts.relay === true,
+        relayThrough: opts.relayThrough === undefined ? [] : parseRelayThrough(opts.relayThrough)
       })
     this.lanTransport = lan === null
       ? null
@@ -95,6 +98,11 @@ export class Discovery extends EventEmitter {
   // The underlying Hyperswarm, for diagnostics and tests; null with swarm: false.
   get swarm (): Hyperswarm | null {
     return this.swarmTransport?.swarm ?? null
+  }
+
+  // What peers pass as relayThrough to pair through this node; null unless it runs with relay: true.
+  get relayPublicKey (): Buffer | null {
+    return this.swarmTransport?.relayPublicKey ?? null
   }
 
   // The TCP port LAN peers dial; null until the first join, or with lan off.

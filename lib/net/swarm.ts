@@ -7,6 +7,7 @@ import type NoiseSecretStream from '@hyperswarm/secret-stream'
 import type { Logger } from '../logger.ts'
 import type { KeyPair } from './types.ts'
 import { isLoopbackHost, type BootstrapAddress } from './options.ts'
+import { relayKeyPair, startRelay, type Relay } from './relay.ts'
 
 // Two peers announcing a fresh topic at the same instant can each look up before
 // the other's announce lands; these early refreshes close that window.
@@ -37,6 +38,10 @@ export interface SwarmTransportOptions {
   logger: Logger
   onstream: (stream: NoiseSecretStream) => void
   hasPeers: () => boolean
+  /** Run a blind relay for others (see relay.ts). */
+  relay: boolean
+  /** Relays to pair through when hole punching fails or this node's NAT is randomized. */
+  relayThrough: Buffer[]
 }
 
 export class SwarmTransport {
@@ -45,6 +50,8 @@ export class SwarmTransport {
   private readonly logger: Logger
   private readonly hasPeers: () => boolean
   private readonly joined = new Map<string, Joined>()
+  private relay: Promise<Relay | null> = Promise.resolve(null)
+  readonly relayPublicKey: Buffer | null
 
   constructor (opts: SwarmTransportOptions) {
     this.logger = opts.logger
@@ -62,9 +69,20 @@ export class SwarmTransport {
     })
     dht.on('error', (err: Error) => this.logger.warn({ err }, 'dht error'))
     this.dht = dht
-    this.swarm = new Hyperswarm({ keyPair: opts.keyPair, dht })
+    // Hyperswarm goes through a relay only once a punch failed (HOLEPUNCH_ABORTED and
+    // the like) or when its own NAT is randomized, so a punchable pair stays direct.
+    this.swarm = new Hyperswarm({ keyPair: opts.keyPair, dht, ...(opts.relayThrough.length > 0 ? { relayThrough: opts.relayThrough } : {}) })
     this.swarm.on('error', (err: Error) => this.logger.warn({ err }, 'swarm error'))
     this.swarm.on('connection', (stream) => opts.onstream(stream))
+    this.relayPublicKey = null
+    if (opts.relay) {
+      const keyPair = relayKeyPair(opts.keyPair)
+      this.relayPublicKey = keyPair.publicKey
+      this.relay = startRelay(dht, keyPair, this.logger).catch((err: unknown) => {
+        this.logger.warn({ err }, 'could not start the relay')
+        return null
+      })
+    }
   }
 
   join (topic: Buffer): void {
@@ -106,6 +124,7 @@ export class SwarmTransport {
       for (const timer of joined.timers) clearTimeout(timer)
     }
     this.joined.clear()
+    await (await this.relay)?.close().catch((err: unknown) => this.logger.debug({ err }, 'relay close failed'))
     const reachable = this.dht.table.size > 0
     const graceful = this.swarm.destroy().catch((err: unknown) => this.logger.debug({ err }, 'swarm destroy failed'))
     if (await settlesWithin(graceful, reachable ? GRACEFUL_CLOSE_MS : 0)) return

@@ -44,5 +44,12 @@ export interface DiscoveryOptions {
   swarm?: boolean
   bootstrap?: Array<string | { host: string, port: number }>
   lan?: boolean | LanOptions
+  /**
+   * Run a blind relay on this node's DHT, for peers that cannot punch through
+   * their NATs. Only useful on a reachable address; its key is `relayPublicKey`.
+   */
+  relay?: boolean
+  /** Relay public keys (hex) to go through when a direct connection cannot be punched. */
+  relayThrough?: Array<string | Buffer>
   logger?: Logger
 }

@@ -84,6 +84,8 @@ export class NodeNetwork {
       swarm: this.options.swarm,
       bootstrap: this.options.bootstrap,
       lan: this.options.lan,
+      relay: this.options.relay,
+      ...(this.options.relayThrough !== undefined ? { relayThrough: this.options.relayThrough } : {}),
       logger: this.logger
     })
     discovery.on('connection', (conn: PeerConnection) => replicator.attach(conn))

@@ -36,6 +36,10 @@ export interface CrosscastOptions {
   reportWrongSecret?: boolean
   /** Discover peers on the local network by mDNS (default true). */
   lan?: boolean | LanOptionsInput
+  /** Relay for peers that cannot punch through their NATs (a node on a reachable address). */
+  relay?: boolean
+  /** Relays (64-hex-digit keys, e.g. printed by `crosscast bootstrap --relay`) to go through when a direct connection cannot be punched. */
+  relayThrough?: string[]
   /** Only these writers' events are projected (hex public keys); others are ignored and reported. */
   writers?: string[]
   /** Cap on one event's payload, in bytes (default 64 KiB). */
@@ -56,6 +60,8 @@ export interface ResolvedOptions {
   reportWrongSecret: boolean
   bootstrap: BootstrapNode[] | undefined
   lan: boolean | LanOptionsInput
+  relay: boolean
+  relayThrough: string[] | undefined
   writers: string[] | undefined
   maxPayloadBytes: number
   maxBlockEvents: number | undefined
@@ -63,7 +69,7 @@ export interface ResolvedOptions {
   logger: Logger
 }
 
-const KNOWN = ['storage', 'room', 'secret', 'agent', 'sessionId', 'swarm', 'reportWrongSecret', 'bootstrap', 'lan', 'writers', 'maxPayloadBytes', 'maxBlockEvents', 'maxBlockBytes', 'logger']
+const KNOWN = ['storage', 'room', 'secret', 'agent', 'sessionId', 'swarm', 'reportWrongSecret', 'bootstrap', 'lan', 'relay', 'relayThrough', 'writers', 'maxPayloadBytes', 'maxBlockEvents', 'maxBlockBytes', 'logger']
 
 function bad (field: string, message: string): never {
   throw new CrosscastError('INVALID_OPTION', `${field} ${message}`, { field })
@@ -84,11 +90,12 @@ export function resolveOptions (input: CrosscastOptions): ResolvedOptions {
   const room = input.room ?? 'default'
   if (typeof room !== 'string' || room.length === 0 || room.length > 256) bad('room', 'must be a non-empty string of at most 256 characters')
   if (input.secret !== undefined && (typeof input.secret !== 'string' || input.secret.length === 0)) bad('secret', 'must be a non-empty string when given')
-  for (const flag of ['swarm', 'reportWrongSecret'] as const) {
+  for (const flag of ['swarm', 'reportWrongSecret', 'relay'] as const) {
     if (input[flag] !== undefined && typeof input[flag] !== 'boolean') bad(flag, 'must be true or false')
   }
   if (input.lan !== undefined && typeof input.lan !== 'boolean' && (typeof input.lan !== 'object' || input.lan === null)) bad('lan', 'must be true, false or an options object')
   if (input.bootstrap !== undefined && !Array.isArray(input.bootstrap)) bad('bootstrap', 'must be an array of "host:port" strings or { host, port } objects')
+  if (input.relayThrough !== undefined && (!Array.isArray(input.relayThrough) || input.relayThrough.some(k => typeof k !== 'string' || !/^[0-9a-f]{64}$/i.test(k)))) bad('relayThrough', 'must be an array of relay public keys (64 hex digits each)')
   let writers: string[] | undefined
   if (input.writers !== undefined) {
     if (!Array.isArray(input.writers)) bad('writers', 'must be an array of 64-hex-digit writer keys')
@@ -111,6 +118,8 @@ export function resolveOptions (input: CrosscastOptions): ResolvedOptions {
     reportWrongSecret: input.reportWrongSecret ?? true,
     bootstrap: input.bootstrap,
     lan: input.lan ?? true,
+    relay: input.relay ?? false,
+    relayThrough: input.relayThrough,
     writers,
     maxPayloadBytes: positiveInt(input.maxPayloadBytes, 'maxPayloadBytes', HARD_MAX_PAYLOAD_BYTES) ?? DEFAULT_MAX_PAYLOAD_BYTES,
     maxBlockEvents: positiveInt(input.maxBlockEvents, 'maxBlockEvents', 4096),

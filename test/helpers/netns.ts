@@ -146,3 +146,118 @@ export function createLan (t: Assert, opts: { hosts: number, subnet?: string }):
 export function inNamespace (ns: string): string[] {
   return ['ip', 'netns', 'exec', ns]
 }
+
+/**
+ * How a home router translates: 'linux' is a bare MASQUERADE (the router's own
+ * stack answers, and so records, whatever arrives unsolicited on its WAN side);
+ * 'home' adds the home router's firewall (unsolicited inbound is dropped, never
+ * recorded), which keeps a port mapping stable through a simultaneous open;
+ * 'symmetric' maps every destination to a random port (--random-fully), as
+ * carrier-grade and some corporate NATs do.
+ */
+export type NatKind = 'linux' | 'home' | 'symmetric'
+
+export interface InternetHost {
+  ns: string
+  addr: string
+}
+
+export interface Home {
+  router: string
+  /** The router's public address: what the rest of the internet sees of this home. */
+  publicAddr: string
+  hosts: InternetHost[]
+}
+
+export interface Internet {
+  /** The public network: every public address lives on one switch in this namespace. */
+  publicNs: string
+  /** Public addresses (in publicNs) for servers: a bootstrapper, DHT nodes, a relay. */
+  publicAddrs: string[]
+  homes: Home[]
+}
+
+// Not a bogon (hyperdht skips private and documentation ranges as peer
+// addresses), and never leaves the namespaces: the test's own "internet".
+const PUBLIC_SUBNET = '11.0.0'
+
+/**
+ * The internet in miniature: a public switch holding `publicAddrs` servers,
+ * and `homes` home networks, each a router namespace that NATs its private
+ * subnet (192.168.<home + 1>.0/24, `hostsPerHome` hosts) onto one public address.
+ */
+export function createInternet (t: Pick<Assert, 'teardown'>, opts: { publicAddrs: number, homes: number, hostsPerHome: number, nat: NatKind }): Internet {
+  const prefix = uniquePrefix()
+  const namespaces: string[] = []
+  t.teardown(() => { for (const ns of namespaces) deleteNamespace(ns) }, { order: AFTER_CHILDREN })
+  const add = (ns: string): string => {
+    namespaces.push(ns)
+    addNamespace(ns)
+    ip('-n', ns, 'link', 'set', 'lo', 'up')
+    return ns
+  }
+  const publicNs = add(`${prefix}-pub`)
+  ip('-n', publicNs, 'link', 'add', 'br0', 'type', 'bridge')
+  ip('-n', publicNs, 'link', 'set', 'br0', 'up')
+  const publicAddrs = Array.from({ length: opts.publicAddrs }, (_, i) => `${PUBLIC_SUBNET}.${i + 1}`)
+  for (const addr of publicAddrs) ip('-n', publicNs, 'addr', 'add', `${addr}/24`, 'dev', 'br0')
+
+  const homes: Home[] = []
+  for (let h = 0; h < opts.homes; h++) {
+    const router = add(`${prefix}-r${h}`)
+    const publicAddr = `${PUBLIC_SUBNET}.${101 + h}`
+    const subnet = `192.168.${h + 1}`
+    ip('-n', publicNs, 'link', 'add', `r${h}`, 'type', 'veth', 'peer', 'name', 'wan', 'netns', router)
+    ip('-n', publicNs, 'link', 'set', `r${h}`, 'master', 'br0')
+    ip('-n', publicNs, 'link', 'set', `r${h}`, 'up')
+    ip('-n', router, 'addr', 'add', `${publicAddr}/24`, 'dev', 'wan')
+    ip('-n', router, 'link', 'set', 'wan', 'up')
+    ip('-n', router, 'link', 'add', 'lan0', 'type', 'bridge')
+    ip('-n', router, 'addr', 'add', `${subnet}.1/24`, 'dev', 'lan0')
+    ip('-n', router, 'link', 'set', 'lan0', 'up')
+    inNs(router, 'sysctl', '-qw', 'net.ipv4.ip_forward=1')
+    for (const rule of natRules(opts.nat)) inNs(router, 'iptables', ...rule)
+    const hosts: InternetHost[] = []
+    for (let i = 0; i < opts.hostsPerHome; i++) {
+      const host = add(`${prefix}-h${h}${i}`)
+      const addr = `${subnet}.${10 + i}`
+      ip('-n', router, 'link', 'add', `p${i}`, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', host)
+      ip('-n', router, 'link', 'set', `p${i}`, 'master', 'lan0')
+      ip('-n', router, 'link', 'set', `p${i}`, 'up')
+      ip('-n', host, 'addr', 'add', `${addr}/24`, 'dev', 'eth0')
+      ip('-n', host, 'link', 'set', 'eth0', 'up')
+      ip('-n', host, 'route', 'add', 'default', 'via', `${subnet}.1`)
+      hosts.push({ ns: host, addr })
+    }
+    homes.push({ router, publicAddr, hosts })
+  }
+  return { publicNs, publicAddrs, homes }
+}
+
+function natRules (nat: NatKind): string[][] {
+  const masquerade = ['-t', 'nat', '-A', 'POSTROUTING', '-o', 'wan', '-j', 'MASQUERADE', ...(nat === 'symmetric' ? ['--random-fully'] : [])]
+  if (nat === 'linux') return [masquerade]
+  // Dropped in INPUT, an unsolicited packet's conntrack entry is never confirmed,
+  // so it cannot take the port that the host's own packet to that peer maps to.
+  return [
+    masquerade,
+    ['-A', 'INPUT', '-i', 'wan', '-m', 'conntrack', '--ctstate', 'ESTABLISHED,RELATED', '-j', 'ACCEPT'],
+    ['-A', 'INPUT', '-i', 'wan', '-j', 'DROP'],
+    ['-A', 'FORWARD', '-i', 'wan', '-m', 'conntrack', '--ctstate', 'ESTABLISHED,RELATED', '-j', 'ACCEPT'],
+    ['-A', 'FORWARD', '-i', 'wan', '-j', 'DROP']
+  ]
+}
+
+function inNs (ns: string, ...argv: string[]): void {
+  execFileSync('ip', ['netns', 'exec', ns, ...argv], { stdio: ['ignore', 'ignore', 'pipe'] })
+}
+
+/** Why a NAT cannot be simulated here (no iptables), or null when it can. */
+export function natUnavailable (): string | null {
+  try {
+    execFileSync('iptables', ['--version'], { stdio: 'ignore' })
+    return null
+  } catch {
+    return 'iptables is not installed (apt-get install iptables)'
+  }
+}

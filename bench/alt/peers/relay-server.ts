@@ -1,7 +1,9 @@
 // The central relay the seed describes, in its own process: one server that
 // stores each posted event in SQLite (the seed's broadcast_events table) and
 // re-broadcasts it to every subscribed client. kind 'ws' = the `ws` package
-// with the seed's plain-text `subscribe`; kind 'socketio' = Socket.IO broadcast.
+// with the seed's plain-text `subscribe`; kind 'socketio' = Socket.IO broadcast;
+// kind 'floor' = no relay at all, the floor of a WebSocket fan-out on this
+// machine: nothing stored, one pre-built frame written to each client's TCP socket.
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { rmSync } from 'node:fs'
@@ -9,7 +11,7 @@ import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { WebSocketServer, WebSocket } from 'ws'
 import { Server as SocketIOServer } from 'socket.io'
-import { servePeer, peerDir } from '../../lib/peer.ts'
+import { servePeer, peerDir, profilerHandlers } from '../../lib/peer.ts'
 import { rssSelf, settleMemory } from '../../lib/stats.ts'
 
 interface PostedEvent {
@@ -39,7 +41,7 @@ let closeAll: () => void = () => {}
 servePeer({
   async start (args) {
     const kind = String(args.kind)
-    if (kind === 'ws') {
+    if (kind === 'ws' || kind === 'floor') {
       const wss = new WebSocketServer({ server: httpServer, path: '/ws/broadcasts' })
       const subscribed = new Set<WebSocket>()
       wss.on('connection', (ws) => {
@@ -51,6 +53,14 @@ servePeer({
           if (text === 'subscribe') { subscribed.add(ws); ws.send('{"type":"subscribed"}'); return }
           if (text === 'ping') { ws.send('{"type":"pong"}'); return }
           const ev = JSON.parse(text) as PostedEvent
+          if (kind === 'floor') {
+            const payload = Buffer.from(JSON.stringify({ type: 'broadcast_event', ...ev }))
+            if (payload.length >= 65536) throw new Error('floor frames are under 64 KiB')
+            const header = payload.length < 126 ? [0x81, payload.length] : [0x81, 126, payload.length >> 8, payload.length & 0xff]
+            const frame = Buffer.concat([Buffer.from(header), payload])
+            for (const client of subscribed) (client as unknown as { _socket: { write (b: Buffer): void } })._socket.write(frame)
+            return
+          }
           store(ev)
           // serialize and encode once, send the same bytes to everyone (what Socket.IO's broadcast does too)
           const frame = Buffer.from(JSON.stringify({ type: 'broadcast_event', ...ev }))
@@ -79,7 +89,8 @@ servePeer({
     await settleMemory()
     const mem = process.memoryUsage()
     return { rss: rssSelf(), heap: mem.heapUsed + mem.external, connected }
-  }
+  },
+  ...profilerHandlers()
 }, async () => {
   closeAll()
   httpServer.closeAllConnections()
