@@ -69,7 +69,8 @@ export class Discovery extends EventEmitter {
         onstream: (stream) => this.attach(stream, 'swarm'),
         hasPeers: () => this.live.size > 0,
         relay: opts.relay === true,
-        relayThrough: opts.relayThrough === undefined ? [] : parseRelayThrough(opts.relayThrough)
+        relayThrough: opts.relayThrough === undefined ? [] : parseRelayThrough(opts.relayThrough),
+        maxPeers: checkMaxPeers(opts.maxPeers)
       })
     this.lanTransport = lan === null
       ? null
@@ -281,6 +282,14 @@ function checkKeyPair (keyPair: unknown): KeyPair {
     throw new CrosscastError('INVALID_OPTION', 'keyPair must be { publicKey: 32-byte Buffer, secretKey: 64-byte Buffer }', { field: 'keyPair' })
   }
   return { publicKey: pair.publicKey, secretKey: pair.secretKey }
+}
+
+function checkMaxPeers (maxPeers: unknown): number | undefined {
+  if (maxPeers === undefined) return undefined
+  if (typeof maxPeers !== 'number' || !Number.isInteger(maxPeers) || maxPeers < 1) {
+    throw new CrosscastError('INVALID_OPTION', 'maxPeers must be a positive integer', { field: 'maxPeers' })
+  }
+  return maxPeers
 }
 
 function checkTopic (topic: unknown): void {

@@ -42,6 +42,8 @@ export interface SwarmTransportOptions {
   relay: boolean
   /** Relays to pair through when hole punching fails or this node's NAT is randomized. */
   relayThrough: Buffer[]
+  /** Hyperswarm's own default (64) when undefined. */
+  maxPeers: number | undefined
 }
 
 export class SwarmTransport {
@@ -71,7 +73,12 @@ export class SwarmTransport {
     this.dht = dht
     // Hyperswarm goes through a relay only once a punch failed (HOLEPUNCH_ABORTED and
     // the like) or when its own NAT is randomized, so a punchable pair stays direct.
-    this.swarm = new Hyperswarm({ keyPair: opts.keyPair, dht, ...(opts.relayThrough.length > 0 ? { relayThrough: opts.relayThrough } : {}) })
+    this.swarm = new Hyperswarm({
+      keyPair: opts.keyPair,
+      dht,
+      ...(opts.relayThrough.length > 0 ? { relayThrough: opts.relayThrough } : {}),
+      ...(opts.maxPeers !== undefined ? { maxPeers: opts.maxPeers } : {})
+    })
     this.swarm.on('error', (err: Error) => this.logger.warn({ err }, 'swarm error'))
     this.swarm.on('connection', (stream) => opts.onstream(stream))
     this.relayPublicKey = null

@@ -51,5 +51,7 @@ export interface DiscoveryOptions {
   relay?: boolean
   /** Relay public keys (hex) to go through when a direct connection cannot be punched. */
   relayThrough?: Array<string | Buffer>
+  /** Hyperswarm's maxPeers: it stops dialling at this many connections (default 64). */
+  maxPeers?: number
   logger?: Logger
 }

@@ -86,6 +86,7 @@ export class NodeNetwork {
       lan: this.options.lan,
       relay: this.options.relay,
       ...(this.options.relayThrough !== undefined ? { relayThrough: this.options.relayThrough } : {}),
+      ...(this.options.maxPeers !== undefined ? { maxPeers: this.options.maxPeers } : {}),
       logger: this.logger
     })
     discovery.on('connection', (conn: PeerConnection) => replicator.attach(conn))

@@ -40,6 +40,16 @@ export interface CrosscastOptions {
   relay?: boolean
   /** Relays (64-hex-digit keys, e.g. printed by `crosscast bootstrap --relay`) to go through when a direct connection cannot be punched. */
   relayThrough?: string[]
+  /**
+   * Connections at which this node stops dialling (Hyperswarm's maxPeers, default 64;
+   * 2 to 1024). A room larger than this is not a full mesh: every log still reaches
+   * everyone, relayed by the nodes in between. Hyperswarm counts accepted connections
+   * too but never refuses one, so a node can hold more. A group of maxPeers + 1 nodes
+   * that fill each other's budget before meeting anyone else stays apart from the
+   * rest until one of them loses a connection: the smaller the cap, the likelier
+   * (with 1, rooms of 12 split in 2 of 5 runs), hence at least 2.
+   */
+  maxPeers?: number
   /** Only these writers' events are projected (hex public keys); others are ignored and reported. */
   writers?: string[]
   /** Cap on one event's payload, in bytes (default 64 KiB). */
@@ -62,6 +72,7 @@ export interface ResolvedOptions {
   lan: boolean | LanOptionsInput
   relay: boolean
   relayThrough: string[] | undefined
+  maxPeers: number | undefined
   writers: string[] | undefined
   maxPayloadBytes: number
   maxBlockEvents: number | undefined
@@ -69,7 +80,7 @@ export interface ResolvedOptions {
   logger: Logger
 }
 
-const KNOWN = ['storage', 'room', 'secret', 'agent', 'sessionId', 'swarm', 'reportWrongSecret', 'bootstrap', 'lan', 'relay', 'relayThrough', 'writers', 'maxPayloadBytes', 'maxBlockEvents', 'maxBlockBytes', 'logger']
+const KNOWN = ['storage', 'room', 'secret', 'agent', 'sessionId', 'swarm', 'reportWrongSecret', 'bootstrap', 'lan', 'relay', 'relayThrough', 'maxPeers', 'writers', 'maxPayloadBytes', 'maxBlockEvents', 'maxBlockBytes', 'logger']
 
 function bad (field: string, message: string): never {
   throw new CrosscastError('INVALID_OPTION', `${field} ${message}`, { field })
@@ -120,6 +131,7 @@ export function resolveOptions (input: CrosscastOptions): ResolvedOptions {
     lan: input.lan ?? true,
     relay: input.relay ?? false,
     relayThrough: input.relayThrough,
+    maxPeers: input.maxPeers === 1 ? bad('maxPeers', 'must be at least 2: with 1, nodes pair off and a room can split for good') : positiveInt(input.maxPeers, 'maxPeers', 1024),
     writers,
     maxPayloadBytes: positiveInt(input.maxPayloadBytes, 'maxPayloadBytes', HARD_MAX_PAYLOAD_BYTES) ?? DEFAULT_MAX_PAYLOAD_BYTES,
     maxBlockEvents: positiveInt(input.maxBlockEvents, 'maxBlockEvents', 4096),
