@@ -98,7 +98,7 @@ export const FIGURES = {
 
 export type FigureId = keyof typeof FIGURES
 
-function envInt (name: string, fallback: number): number {
+export function envInt (name: string, fallback: number): number {
   const raw = process.env[name]
   if (raw === undefined || raw === '') return fallback
   const n = Number(raw)

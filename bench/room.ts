@@ -1,0 +1,89 @@
+// A room of many peers (issue 12 §5): BENCH_ROOM_NODES nodes (default 32; 8 with
+// BENCH_QUICK=1) on one loopback hyperdht testnet, lan: false, spread over
+// BENCH_ROOM_PROCESSES OS processes (default 8: 32 node processes do not fit two
+// cores beside other work), each node its own storage, DHT node and swarm. Every node
+// writes; the figure is the time until every node holds every event. Then a quarter
+// of the nodes close while as many new ones join and everyone writes again, and
+// every node up at the end must hold every event with the same content hash.
+//
+// Each node runs with maxPeers BENCH_ROOM_MAX_PEERS (default 8), well under the room's
+// size: Hyperswarm's default (64) would let 32 nodes form a full mesh, which a room
+// of hundreds could not, so this measures what a big room relies on: logs relayed by
+// the nodes in between. Printed: time to converge, connections per node (min /
+// median / max, and how many the node dialled vs accepted), bytes per node sent and
+// received (everything on its UDX sockets: DHT and connections).
+import createTestnet from 'hyperdht/testnet'
+import { envInt, type BenchContext, type FigureSet } from './lib/contract.ts'
+import { summarize, median } from './lib/stats.ts'
+import { runRoom, relayedOnly, type NodeState } from './lib/room-run.ts'
+
+export const system = 'crosscast'
+
+function spread (values: number[]): string {
+  const sorted = [...values].sort((a, b) => a - b)
+  return `${sorted[0]}/${median(sorted)}/${sorted[sorted.length - 1]}`
+}
+
+const kib = (bytes: number): number => bytes / 1024
+
+export async function run (ctx: BenchContext): Promise<FigureSet> {
+  const nodes = envInt('BENCH_ROOM_NODES', ctx.quick ? 8 : 32)
+  const processes = Math.min(nodes, envInt('BENCH_ROOM_PROCESSES', ctx.quick ? 2 : 8))
+  const maxPeers = envInt('BENCH_ROOM_MAX_PEERS', ctx.quick ? 3 : 8)
+  const eventsPerNode = envInt('BENCH_ROOM_EVENTS', 20)
+  const churn = Math.max(1, Math.floor(nodes / 4))
+  const samples: Record<string, number[]> = {}
+  const push = (id: string, v: number): void => { (samples[id] ??= []).push(v) }
+  const notes: Record<string, string> = {}
+
+  for (let i = 0; i < ctx.runs; i++) {
+    const testnet = await createTestnet(3, { host: '127.0.0.1' })
+    try {
+      const r = await runRoom({
+        bootstrap: testnet.bootstrap.map(({ host, port }) => ({ host, port })),
+        nodes,
+        processes,
+        eventsPerNode,
+        maxPeers,
+        leave: churn,
+        join: churn,
+        timeoutMs: 180_000,
+        log: (line) => ctx.log(`[crosscast] room run ${i + 1}/${ctx.runs}: ${line}`)
+      })
+      const distinct = new Set(r.hashes.values()).size
+      if (distinct !== 1) throw new Error(`after churn the ${r.hashes.size} nodes up hold ${distinct} different contents`)
+      const peers = (states: NodeState[]): number[] => states.map(s => s.peers)
+      push('room.converge_ms', r.convergeMs)
+      push('room.connections_median', median(peers(r.converged)))
+      push('room.connections_max', Math.max(...peers(r.converged)))
+      push('room.relayed_writers_median', median(relayedOnly(r.converged)))
+      push('room.kib_sent_per_node_median', kib(median(r.converged.map(s => s.bytesSent))))
+      push('room.kib_received_per_node_median', kib(median(r.converged.map(s => s.bytesReceived))))
+      push('room.kib_sent_per_node_max', kib(Math.max(...r.converged.map(s => s.bytesSent))))
+      push('room.churn_converge_ms', r.churnConvergeMs)
+      push('room.churn_connections_median', median(peers(r.final)))
+      const line = `connections min/median/max ${spread(peers(r.converged))} (dialled ${spread(r.converged.map(s => s.clients))}, accepted ${spread(r.converged.map(s => s.servers))}); ` +
+        `KiB sent ${spread(r.converged.map(s => Math.round(kib(s.bytesSent))))}, received ${spread(r.converged.map(s => Math.round(kib(s.bytesReceived))))}; ` +
+        `after churn: connections ${spread(peers(r.final))}, ${r.final.length} nodes hold ${r.expected} events, one content hash`
+      ctx.log(`[crosscast] room run ${i + 1}/${ctx.runs}: ${line}`)
+      notes.last = line
+    } finally {
+      await testnet.destroy()
+    }
+  }
+
+  const setup = `${nodes} nodes in ${processes} processes, maxPeers ${maxPeers}, ${eventsPerNode} events each, loopback DHT`
+  const churnSetup = `${churn} of ${nodes} nodes close while ${churn} join and all write ${eventsPerNode} more; every node up ends with one content hash`
+  const fig = (id: string, unit: string, note: string): FigureSet[string] => summarize(samples[id], unit, true, note)
+  return {
+    'room.converge_ms': fig('room.converge_ms', 'ms', `every node holds every node's events, from the first open; ${setup}`),
+    'room.connections_median': fig('room.connections_median', 'peers', `authenticated peers per node at convergence (a full mesh is ${nodes - 1}); last run: ${notes.last}`),
+    'room.connections_max': fig('room.connections_max', 'peers', 'Hyperswarm caps the peers a node dials, not those it accepts'),
+    'room.relayed_writers_median': fig('room.relayed_writers_median', 'writers', `per node, writers it is not connected to at convergence: their logs came through relays (of ${nodes - 1})`),
+    'room.kib_sent_per_node_median': fig('room.kib_sent_per_node_median', 'KiB', 'UDX bytes (DHT and connections) from open to convergence'),
+    'room.kib_received_per_node_median': fig('room.kib_received_per_node_median', 'KiB', 'UDX bytes from open to convergence'),
+    'room.kib_sent_per_node_max': fig('room.kib_sent_per_node_max', 'KiB', 'the busiest node: its logs and relayed ones'),
+    'room.churn_converge_ms': fig('room.churn_converge_ms', 'ms', churnSetup),
+    'room.churn_connections_median': fig('room.churn_connections_median', 'peers', 'authenticated peers per node after the churn')
+  }
+}
