@@ -63,7 +63,8 @@ export async function run (ctx: BenchContext): Promise<FigureSet> {
       push('room.churn_converge_ms', r.churnConvergeMs)
       push('room.churn_connections_median', median(peers(r.final)))
       const line = `connections min/median/max ${spread(peers(r.converged))} (dialled ${spread(r.converged.map(s => s.clients))}, accepted ${spread(r.converged.map(s => s.servers))}); ` +
-        `KiB sent ${spread(r.converged.map(s => Math.round(kib(s.bytesSent))))}, received ${spread(r.converged.map(s => Math.round(kib(s.bytesReceived))))}; ` +
+        `KiB sent ${spread(r.converged.map(s => Math.round(kib(s.bytesSent))))}, received ${spread(r.converged.map(s => Math.round(kib(s.bytesReceived))))} ` +
+        `(on connections ${spread(r.converged.map(s => Math.round(kib(s.connectionBytesSent))))} / ${spread(r.converged.map(s => Math.round(kib(s.connectionBytesReceived))))}); ` +
         `after churn: connections ${spread(peers(r.final))}, ${r.final.length} nodes hold ${r.expected} events, one content hash`
       ctx.log(`[crosscast] room run ${i + 1}/${ctx.runs}: ${line}`)
       notes.last = line

@@ -36,6 +36,9 @@ export interface NodeState {
   servers: number
   bytesSent: number
   bytesReceived: number
+  /** The part of those on peer connections (encrypted stream bytes): the rest is DHT traffic and UDX framing. */
+  connectionBytesSent: number
+  connectionBytesReceived: number
   events: number
   writers: number
   /** From open() to its first authenticated peer; null while it has none. */
@@ -71,7 +74,10 @@ interface Host { peer: Peer, nodes: number }
 export async function runRoom (plan: RoomPlan): Promise<RoomResult> {
   const log = plan.log ?? (() => {})
   const room = `room-${process.pid}-${Date.now()}`
-  const hosts: Host[] = await Promise.all(Array.from({ length: plan.processes }, async (_, i) => ({ peer: await spawnPeer(PEER, `room${i}`, { readyTimeoutMs: 60_000 }), nodes: 0 })))
+  // BENCH_ROOM_CPU_PROF=<dir>: a CPU profile of each node process, written when it exits.
+  const profile = process.env.BENCH_ROOM_CPU_PROF
+  const nodeFlags = profile === undefined || profile === '' ? [] : ['--cpu-prof', `--cpu-prof-dir=${profile}`]
+  const hosts: Host[] = await Promise.all(Array.from({ length: plan.processes }, async (_, i) => ({ peer: await spawnPeer(PEER, `room${i}`, { readyTimeoutMs: 60_000, nodeFlags }), nodes: 0 })))
   const where = new Map<string, Peer>()
   let opened = 0
   const open = async (): Promise<string> => {

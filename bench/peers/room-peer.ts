@@ -7,10 +7,14 @@ import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Crosscast, type BootstrapNode } from '../../lib/index.ts'
 import { servePeer, peerDir } from '../lib/peer.ts'
+import { LengthTracker } from '../lib/tracker.ts'
 
 const dir = peerDir()
-const POLL_MS = 10
+const FIRST_PEER_POLL_MS = 20
 const nodes = new Map<string, Crosscast>()
+// Counted as commits publish them, not polled: status() on every node every few ms costs
+// CPU the nodes being measured need.
+const held = new Map<string, LengthTracker>()
 const firstPeerMs = new Map<string, number>()
 
 /** What the bench reads off a node's swarm; reached through internals (as test/fixtures/peer.ts does). */
@@ -26,9 +30,46 @@ function node (name: unknown): Crosscast {
   return cc
 }
 
-function swarmOf (cc: Crosscast): SwarmView | null {
-  return (cc as unknown as { network: { _discovery: { swarm: SwarmView | null } | null } | null }).network?._discovery?.swarm ?? null
+interface CountedStream { rawBytesRead: number, rawBytesWritten: number, once (event: 'close', fn: () => void): void }
+interface DiscoveryView {
+  publicKey: Buffer
+  swarm: SwarmView | null
+  on (event: 'connection', fn: (conn: { stream: CountedStream }) => void): void
 }
+
+function discoveryOf (cc: Crosscast): DiscoveryView | null {
+  return (cc as unknown as { network: { _discovery: DiscoveryView | null } | null }).network?._discovery ?? null
+}
+
+/** Encrypted bytes on the node's peer connections (closed ones included), apart from DHT traffic. */
+class ConnectionBytes {
+  private readonly open = new Set<CountedStream>()
+  sent = 0
+  received = 0
+
+  constructor (discovery: DiscoveryView | null) {
+    discovery?.on('connection', ({ stream }) => {
+      if (this.open.has(stream)) return
+      this.open.add(stream)
+      stream.once('close', () => {
+        this.open.delete(stream)
+        this.sent += stream.rawBytesWritten
+        this.received += stream.rawBytesRead
+      })
+    })
+  }
+
+  totals (): { sent: number, received: number } {
+    let sent = this.sent
+    let received = this.received
+    for (const stream of this.open) {
+      sent += stream.rawBytesWritten
+      received += stream.rawBytesRead
+    }
+    return { sent, received }
+  }
+}
+const connectionBytes = new Map<string, ConnectionBytes>()
 
 /** Everything a user reads: every event, its content and where it sits in its log. */
 function contentHash (cc: Crosscast): string {
@@ -52,9 +93,15 @@ servePeer({
       ...(args.maxPeers !== undefined ? { maxPeers: Number(args.maxPeers) } : {})
     })
     nodes.set(name, cc)
+    const tracker = new LengthTracker()
+    let count = cc.status().events.total
+    tracker.record(count)
+    cc.on('events', (events: unknown[]) => tracker.record(count += events.length))
+    held.set(name, tracker)
+    connectionBytes.set(name, new ConnectionBytes(discoveryOf(cc)))
     const openedAt = Date.now()
     void (async () => {
-      while (nodes.get(name) === cc && !cc.status().peers.some(p => p.authenticated)) await sleep(POLL_MS)
+      while (nodes.get(name) === cc && !cc.status().peers.some(p => p.authenticated)) await sleep(FIRST_PEER_POLL_MS)
       firstPeerMs.set(name, Date.now() - openedAt)
     })()
     return { writerKey: cc.writerKey }
@@ -71,31 +118,35 @@ servePeer({
   },
   /** CLOCK_MONOTONIC (shared by every process) when the node holds `count` events. */
   async reach (args) {
-    const cc = node(args.name)
-    const count = Number(args.count)
-    const deadline = Date.now() + Number(args.timeoutMs ?? 60_000)
-    while (cc.status().events.total < count) {
-      if (Date.now() > deadline) throw new Error(`${String(args.name)}: ${cc.status().events.total} of ${count} events after ${Number(args.timeoutMs ?? 60_000)} ms`)
-      await sleep(POLL_MS)
+    node(args.name)
+    const tracker = held.get(String(args.name)) as LengthTracker
+    const timeoutMs = Number(args.timeoutMs ?? 60_000)
+    try {
+      return { atNs: await tracker.when(Number(args.count), timeoutMs) }
+    } catch {
+      throw new Error(`${String(args.name)}: ${tracker.length} of ${Number(args.count)} events after ${timeoutMs} ms`)
     }
-    return { atNs: process.hrtime.bigint() }
   },
   /** Connections (authenticated room peers, and the swarm's own by role), bytes on the node's UDX (DHT and connections), events held, writers known. */
   state (args) {
     const cc = node(args.name)
     const status = cc.status()
-    const swarm = swarmOf(cc)
+    const discovery = discoveryOf(cc)
+    const swarm = discovery?.swarm ?? null
+    const onConnections = (connectionBytes.get(String(args.name)) as ConnectionBytes).totals()
     let clients = 0
     for (const conn of swarm?.connections ?? []) if (conn.isInitiator) clients++
     return {
       name: String(args.name),
-      nodeKey: (cc as unknown as { network: { _discovery: { publicKey: Buffer } | null } | null }).network?._discovery?.publicKey.toString('hex') ?? null,
+      nodeKey: discovery?.publicKey.toString('hex') ?? null,
       peerKeys: status.peers.filter(p => p.authenticated).map(p => p.remoteKey),
       peers: status.peers.filter(p => p.authenticated).length,
       clients,
       servers: (swarm?.connections.size ?? 0) - clients,
       bytesSent: swarm?.dht.udx.bytesTransmitted ?? 0,
       bytesReceived: swarm?.dht.udx.bytesReceived ?? 0,
+      connectionBytesSent: onConnections.sent,
+      connectionBytesReceived: onConnections.received,
       events: status.events.total,
       writers: status.writers.length,
       firstPeerMs: firstPeerMs.get(String(args.name)) ?? null,
