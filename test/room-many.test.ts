@@ -5,7 +5,12 @@
 // All write; then 3 close while 3 new ones join and everyone writes again: every
 // node up must hold every event (the leavers' too, served by nodes that are not
 // their writers) with one content hash. bench/room.ts measures the same at 32 nodes.
+import { existsSync } from 'node:fs'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
 import test from 'brittle'
+import { Crosscast, type CrosscastError } from '../lib/index.ts'
 import { createTestnet } from './helpers/testnet.ts'
 import { runRoom, relayedOnly } from '../bench/lib/room-run.ts'
 
@@ -36,4 +41,18 @@ test(`room of ${NODES} nodes with maxPeers 2: every node converges through relay
   t.ok(r.final.every(s => s.events === r.expected), `every node up holds all ${r.expected} events, the leavers' included`)
   t.is(new Set(r.hashes.values()).size, 1, 'with one content hash')
   t.ok(r.churnConvergeMs < BOUND_MS, `${r.churnConvergeMs.toFixed(0)} ms after the churn began`)
+})
+
+test('maxPeers is refused below 2 or when not an integer, naming the option, before anything is stored', async (t) => {
+  const storage = join(await mkdtemp(join(tmpdir(), 'crosscast-maxpeers-')), 'node')
+  t.teardown(() => rm(dirname(storage), { recursive: true, force: true }))
+  for (const maxPeers of [1, 0, 2.5, '8', 2000]) {
+    try {
+      await Crosscast.open({ storage, swarm: false, lan: false, maxPeers: maxPeers as number })
+      t.fail(`maxPeers ${JSON.stringify(maxPeers)} was accepted`)
+    } catch (err) {
+      t.alike([(err as CrosscastError).code, (err as CrosscastError).field], ['INVALID_OPTION', 'maxPeers'], `maxPeers ${JSON.stringify(maxPeers)}: ${(err as Error).message}`)
+    }
+  }
+  t.absent(existsSync(storage), 'no storage was created')
 })
