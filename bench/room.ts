@@ -60,6 +60,7 @@ export async function run (ctx: BenchContext): Promise<FigureSet> {
       push('room.kib_sent_per_node_median', kib(median(r.converged.map(s => s.bytesSent))))
       push('room.kib_received_per_node_median', kib(median(r.converged.map(s => s.bytesReceived))))
       push('room.kib_sent_per_node_max', kib(Math.max(...r.converged.map(s => s.bytesSent))))
+      push('room.cpu_s_per_node', r.cpuSeconds / nodes)
       push('room.churn_converge_ms', r.churnConvergeMs)
       push('room.churn_connections_median', median(peers(r.final)))
       const line = `connections min/median/max ${spread(peers(r.converged))} (dialled ${spread(r.converged.map(s => s.clients))}, accepted ${spread(r.converged.map(s => s.servers))}); ` +
@@ -84,6 +85,7 @@ export async function run (ctx: BenchContext): Promise<FigureSet> {
     'room.kib_sent_per_node_median': fig('room.kib_sent_per_node_median', 'KiB', 'UDX bytes (DHT and connections) from open to convergence'),
     'room.kib_received_per_node_median': fig('room.kib_received_per_node_median', 'KiB', 'UDX bytes from open to convergence'),
     'room.kib_sent_per_node_max': fig('room.kib_sent_per_node_max', 'KiB', 'the busiest node: its logs and relayed ones'),
+    'room.cpu_s_per_node': fig('room.cpu_s_per_node', 's', `CPU used by the node processes from start to convergence, per node (module loading included); the run is CPU-bound when nodes x this exceeds the cores' share`),
     'room.churn_converge_ms': fig('room.churn_converge_ms', 'ms', churnSetup),
     'room.churn_connections_median': fig('room.churn_connections_median', 'peers', 'authenticated peers per node after the churn')
   }

@@ -59,6 +59,8 @@ export interface RoomResult {
   convergeMs: number
   /** Each node as it was at that moment. */
   converged: NodeState[]
+  /** CPU seconds all node processes used from start to convergence (module loading included). */
+  cpuSeconds: number
   /** From the churn's start until every node up holds every event written. */
   churnConvergeMs: number
   /** Each node up at the end, once converged. */
@@ -113,6 +115,7 @@ export async function runRoom (plan: RoomPlan): Promise<RoomResult> {
     log(`room: ${plan.nodes} nodes open and written (${plan.eventsPerNode} events each) after ${(Number(process.hrtime.bigint() - started) / 1e6).toFixed(0)} ms`)
     const convergeMs = await converge(first, plan.nodes * plan.eventsPerNode, started, 'first convergence')
     const converged = await states(first)
+    const cpuSeconds = (await Promise.all(hosts.map(h => h.peer.request<number>('cpu')))).reduce((a, b) => a + b, 0)
     log(`room: first peer after ${converged.map(s => s.firstPeerMs).sort((a, b) => (a ?? 0) - (b ?? 0)).join(' ')} ms`)
     log(`room: converged in ${convergeMs.toFixed(0)} ms`)
 
@@ -136,7 +139,7 @@ export async function runRoom (plan: RoomPlan): Promise<RoomResult> {
     const final = await states(up)
     const hashes = new Map(await Promise.all(up.map(async (name) => [name, await on(name).request<string>('hash', { name })] as [string, string])))
     log(`room: converged after churn in ${churnConvergeMs.toFixed(0)} ms`)
-    return { convergeMs, converged, churnConvergeMs, final, hashes, expected }
+    return { convergeMs, converged, cpuSeconds, churnConvergeMs, final, hashes, expected }
   } finally {
     await Promise.all(hosts.map(h => h.peer.kill()))
   }

@@ -155,6 +155,11 @@ servePeer({
       rejected: status.rejected.peers
     }
   },
+  /** CPU seconds this process (all its nodes) used so far, user + system. */
+  cpu () {
+    const { user, system } = process.cpuUsage()
+    return (user + system) / 1e6
+  },
   hash (args) {
     return contentHash(node(args.name))
   },
