@@ -11,11 +11,13 @@
 // of hundreds could not, so this measures what a big room relies on: logs relayed by
 // the nodes in between. Printed: time to converge, connections per node (min /
 // median / max, and how many the node dialled vs accepted), bytes per node sent and
-// received (everything on its UDX sockets: DHT and connections).
+// received (everything on its UDX sockets: DHT and connections), CPU per node.
+// Baseline in the same run (BENCH_ROOM_MESH=0 skips it): the same room at Hyperswarm's
+// default maxPeers, a full mesh at this size.
 import createTestnet from 'hyperdht/testnet'
 import { envInt, type BenchContext, type FigureSet } from './lib/contract.ts'
 import { summarize, median } from './lib/stats.ts'
-import { runRoom, relayedOnly, type NodeState } from './lib/room-run.ts'
+import { runRoom, relayedOnly, type NodeState, type RoomResult } from './lib/room-run.ts'
 
 export const system = 'crosscast'
 
@@ -36,41 +38,54 @@ export async function run (ctx: BenchContext): Promise<FigureSet> {
   const push = (id: string, v: number): void => { (samples[id] ??= []).push(v) }
   const notes: Record<string, string> = {}
 
-  for (let i = 0; i < ctx.runs; i++) {
+  // The same room at Hyperswarm's default maxPeers (64: a full mesh at this size), same run.
+  const mesh = process.env.BENCH_ROOM_MESH !== '0'
+  const room = async (run: number, cap: number | undefined): Promise<RoomResult> => {
     const testnet = await createTestnet(3, { host: '127.0.0.1' })
     try {
-      const r = await runRoom({
+      return await runRoom({
         bootstrap: testnet.bootstrap.map(({ host, port }) => ({ host, port })),
         nodes,
         processes,
         eventsPerNode,
-        maxPeers,
+        maxPeers: cap,
         leave: churn,
         join: churn,
         timeoutMs: 180_000,
-        log: (line) => ctx.log(`[crosscast] room run ${i + 1}/${ctx.runs}: ${line}`)
+        log: (line) => ctx.log(`[crosscast] room run ${run + 1}/${ctx.runs}${cap === undefined ? ' (full mesh)' : ''}: ${line}`)
       })
-      const distinct = new Set(r.hashes.values()).size
-      if (distinct !== 1) throw new Error(`after churn the ${r.hashes.size} nodes up hold ${distinct} different contents`)
-      const peers = (states: NodeState[]): number[] => states.map(s => s.peers)
-      push('room.converge_ms', r.convergeMs)
-      push('room.connections_median', median(peers(r.converged)))
-      push('room.connections_max', Math.max(...peers(r.converged)))
-      push('room.relayed_writers_median', median(relayedOnly(r.converged)))
-      push('room.kib_sent_per_node_median', kib(median(r.converged.map(s => s.bytesSent))))
-      push('room.kib_received_per_node_median', kib(median(r.converged.map(s => s.bytesReceived))))
-      push('room.kib_sent_per_node_max', kib(Math.max(...r.converged.map(s => s.bytesSent))))
-      push('room.cpu_s_per_node', r.cpuSeconds / nodes)
-      push('room.churn_converge_ms', r.churnConvergeMs)
-      push('room.churn_connections_median', median(peers(r.final)))
-      const line = `connections min/median/max ${spread(peers(r.converged))} (dialled ${spread(r.converged.map(s => s.clients))}, accepted ${spread(r.converged.map(s => s.servers))}); ` +
-        `KiB sent ${spread(r.converged.map(s => Math.round(kib(s.bytesSent))))}, received ${spread(r.converged.map(s => Math.round(kib(s.bytesReceived))))} ` +
-        `(on connections ${spread(r.converged.map(s => Math.round(kib(s.connectionBytesSent))))} / ${spread(r.converged.map(s => Math.round(kib(s.connectionBytesReceived))))}); ` +
-        `after churn: connections ${spread(peers(r.final))}, ${r.final.length} nodes hold ${r.expected} events, one content hash`
-      ctx.log(`[crosscast] room run ${i + 1}/${ctx.runs}: ${line}`)
-      notes.last = line
     } finally {
       await testnet.destroy()
+    }
+  }
+
+  for (let i = 0; i < ctx.runs; i++) {
+    const r = await room(i, maxPeers)
+    const distinct = new Set(r.hashes.values()).size
+    if (distinct !== 1) throw new Error(`after churn the ${r.hashes.size} nodes up hold ${distinct} different contents`)
+    const peers = (states: NodeState[]): number[] => states.map(s => s.peers)
+    push('room.converge_ms', r.convergeMs)
+    push('room.connections_median', median(peers(r.converged)))
+    push('room.connections_max', Math.max(...peers(r.converged)))
+    push('room.relayed_writers_median', median(relayedOnly(r.converged)))
+    push('room.kib_sent_per_node_median', kib(median(r.converged.map(s => s.bytesSent))))
+    push('room.kib_received_per_node_median', kib(median(r.converged.map(s => s.bytesReceived))))
+    push('room.kib_sent_per_node_max', kib(Math.max(...r.converged.map(s => s.bytesSent))))
+    push('room.cpu_s_per_node', r.cpuSeconds / nodes)
+    push('room.churn_converge_ms', r.churnConvergeMs)
+    push('room.churn_connections_median', median(peers(r.final)))
+    const line = `connections min/median/max ${spread(peers(r.converged))} (dialled ${spread(r.converged.map(s => s.clients))}, accepted ${spread(r.converged.map(s => s.servers))}); ` +
+      `KiB sent ${spread(r.converged.map(s => Math.round(kib(s.bytesSent))))}, received ${spread(r.converged.map(s => Math.round(kib(s.bytesReceived))))} ` +
+      `(on connections ${spread(r.converged.map(s => Math.round(kib(s.connectionBytesSent))))} / ${spread(r.converged.map(s => Math.round(kib(s.connectionBytesReceived))))}); ` +
+      `after churn: connections ${spread(peers(r.final))}, ${r.final.length} nodes hold ${r.expected} events, one content hash`
+    ctx.log(`[crosscast] room run ${i + 1}/${ctx.runs}: ${line}`)
+    notes.last = line
+    if (mesh) {
+      const m = await room(i, undefined)
+      push('room.mesh_converge_ms', m.convergeMs)
+      push('room.mesh_connections_median', median(peers(m.converged)))
+      push('room.mesh_kib_received_per_node_median', kib(median(m.converged.map(s => s.bytesReceived))))
+      push('room.mesh_cpu_s_per_node', m.cpuSeconds / nodes)
     }
   }
 
@@ -87,6 +102,17 @@ export async function run (ctx: BenchContext): Promise<FigureSet> {
     'room.kib_sent_per_node_max': fig('room.kib_sent_per_node_max', 'KiB', 'the busiest node: its logs and relayed ones'),
     'room.cpu_s_per_node': fig('room.cpu_s_per_node', 's', `CPU used by the node processes from start to convergence, per node (module loading included); the run is CPU-bound when nodes x this exceeds the cores' share`),
     'room.churn_converge_ms': fig('room.churn_converge_ms', 'ms', churnSetup),
-    'room.churn_connections_median': fig('room.churn_connections_median', 'peers', 'authenticated peers per node after the churn')
+    'room.churn_connections_median': fig('room.churn_connections_median', 'peers', 'authenticated peers per node after the churn'),
+    ...(mesh ? meshFigures(samples, fig) : {})
+  }
+}
+
+function meshFigures (samples: Record<string, number[]>, fig: (id: string, unit: string, note: string) => FigureSet[string]): FigureSet {
+  const ratio = (id: string): string => `${(median(samples[`room.mesh_${id}`]) / median(samples[`room.${id}`])).toFixed(2)}x the capped room's`
+  return {
+    'room.mesh_converge_ms': fig('room.mesh_converge_ms', 'ms', `baseline, same run: the same room at Hyperswarm's default maxPeers (64); ${ratio('converge_ms')}`),
+    'room.mesh_connections_median': fig('room.mesh_connections_median', 'peers', 'baseline: authenticated peers per node at convergence'),
+    'room.mesh_kib_received_per_node_median': fig('room.mesh_kib_received_per_node_median', 'KiB', `baseline: UDX bytes received per node to convergence; ${ratio('kib_received_per_node_median')}`),
+    'room.mesh_cpu_s_per_node': fig('room.mesh_cpu_s_per_node', 's', `baseline: CPU per node to convergence; ${ratio('cpu_s_per_node')}`)
   }
 }
