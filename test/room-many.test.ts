@@ -34,8 +34,9 @@ test(`room of ${NODES} nodes with maxPeers 2: every node converges through relay
   })
   t.ok(r.convergeMs < BOUND_MS, `every node held all ${NODES * EVENTS} events ${r.convergeMs.toFixed(0)} ms after the first open`)
   const notDirect = relayedOnly(r.converged)
-  t.comment(`connections per node ${r.converged.map(s => s.peers).join(' ')} (dialled ${r.converged.map(s => s.clients).join(' ')}); other nodes not directly connected: ${notDirect.join(' ')}`)
+  t.comment(`connections per node ${r.converged.map(s => s.peers).join(' ')} (dialled ${r.converged.map(s => s.clients).join(' ')}, accepted ${r.converged.map(s => s.servers).join(' ')}); other nodes not directly connected: ${notDirect.join(' ')}`)
   t.alike(r.converged.filter(s => s.clients > 2).map(s => s.name), [], 'no node holds more than maxPeers connections it dialled')
+  t.alike(r.converged.filter(s => s.servers > 2).map(s => s.name), [], 'nor more than maxPeers it accepted: no node becomes a hub')
   t.ok(notDirect.filter(n => n > 0).length >= NODES / 2, 'most nodes got some logs only through relays (no full mesh)')
 
   t.is(r.final.length, NODES, 'as many nodes up after the churn')

@@ -48,6 +48,7 @@ export class Discovery extends EventEmitter {
   private readonly streams = new Set<NoiseSecretStream>()
   private readonly swarmTransport: SwarmTransport | null
   private readonly lanTransport: LanTransport | null
+  private readonly maxAccepted: number | null
   private closing: Promise<void> | null = null
 
   constructor (opts: DiscoveryOptions) {
@@ -59,6 +60,8 @@ export class Discovery extends EventEmitter {
     this.logger = childLogger(opts.logger ?? silentLogger, { component: 'net' })
     const bootstrap = opts.bootstrap === undefined ? undefined : parseBootstrap(opts.bootstrap)
     const lan = checkLan(opts.lan)
+    const maxPeers = checkMaxPeers(opts.maxPeers)
+    this.maxAccepted = maxPeers ?? null
 
     this.swarmTransport = opts.swarm === false
       ? null
@@ -70,7 +73,7 @@ export class Discovery extends EventEmitter {
         hasPeers: () => this.live.size > 0,
         relay: opts.relay === true,
         relayThrough: opts.relayThrough === undefined ? [] : parseRelayThrough(opts.relayThrough),
-        maxPeers: checkMaxPeers(opts.maxPeers)
+        maxPeers
       })
     this.lanTransport = lan === null
       ? null
@@ -148,6 +151,13 @@ export class Discovery extends EventEmitter {
       return
     }
     const key = remotePublicKey.toString('hex')
+    // Hyperswarm caps only its own dials, so without this the nodes a room finds first
+    // hold a connection to nearly everyone. The refused dialer moves on to other peers.
+    if (transport === 'swarm' && !stream.isInitiator && this.maxAccepted !== null && !this.live.has(key) && this.accepted() >= this.maxAccepted) {
+      this.logger.debug({ remote: key }, 'refusing an inbound connection: as many accepted as maxPeers')
+      stream.destroy()
+      return
+    }
     const tracked: Tracked = {
       conn: { stream, remotePublicKey, transport, isInitiator: stream.isInitiator, since: Date.now(), authenticated: false },
       candidate: { transport, initiatorKey: stream.isInitiator ? this.keyPair.publicKey : remotePublicKey, handshakeHash }
@@ -183,6 +193,12 @@ export class Discovery extends EventEmitter {
     this.byStream.set(stream, tracked)
     this.promote(key, tracked)
     this.emit('connection', tracked.conn)
+  }
+
+  private accepted (): number {
+    let n = 0
+    for (const { conn } of this.live.values()) if (conn.transport === 'swarm' && !conn.isInitiator) n++
+    return n
   }
 
   // The room layer calls this once the peer on `stream` proved the room secret.

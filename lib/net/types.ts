@@ -51,7 +51,10 @@ export interface DiscoveryOptions {
   relay?: boolean
   /** Relay public keys (hex) to go through when a direct connection cannot be punched. */
   relayThrough?: Array<string | Buffer>
-  /** Hyperswarm's maxPeers: it stops dialling at this many connections (default 64). */
+  /**
+   * Hyperswarm's maxPeers: it stops dialling at this many connections (default 64). When
+   * set, swarm connections accepted beyond this many are refused too (Hyperswarm accepts all).
+   */
   maxPeers?: number
   logger?: Logger
 }

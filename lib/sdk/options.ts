@@ -42,12 +42,14 @@ export interface CrosscastOptions {
   relayThrough?: string[]
   /**
    * Connections at which this node stops dialling (Hyperswarm's maxPeers, default 64;
-   * 2 to 1024). A room larger than this is not a full mesh: every log still reaches
-   * everyone, relayed by the nodes in between. Hyperswarm counts accepted connections
-   * too but never refuses one, so a node can hold more. A group of maxPeers + 1 nodes
-   * that fill each other's budget before meeting anyone else stays apart from the
-   * rest until one of them loses a connection: the smaller the cap, the likelier
-   * (with 1, rooms of 12 split in 2 of 5 runs), hence at least 2.
+   * 2 to 1024); when set, it also accepts at most this many, so it holds at most twice
+   * as many. A room larger than this is not a full mesh: every log still reaches
+   * everyone, relayed by the nodes in between. (Hyperswarm alone would accept every
+   * connection, so the nodes found first became hubs: 19 accepted at maxPeers 8 in a
+   * room of 32.) A group of maxPeers + 1 nodes that fill each other's budget before
+   * meeting anyone else stays apart from the rest until one of them loses a connection:
+   * the smaller the cap, the likelier (with 1, rooms of 12 split in 2 of 5 runs), hence
+   * at least 2.
    */
   maxPeers?: number
   /** Only these writers' events are projected (hex public keys); others are ignored and reported. */
