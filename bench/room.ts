@@ -13,7 +13,15 @@
 // median / max, and how many the node dialled vs accepted), bytes per node sent and
 // received (everything on its UDX sockets: DHT and connections), CPU per node.
 // Baseline in the same run (BENCH_ROOM_MESH=0 skips it): the same room at Hyperswarm's
-// default maxPeers, a full mesh at this size.
+// default maxPeers, a full mesh at this size. One run of both takes 1.5-2 min at 32 nodes,
+// so this module takes at most 3 runs (BENCH_ROOM_RUNS overrides).
+//
+// Hyperswarm 4.17 as checked: maxPeers counts every connection but only gates its own
+// dials; maxClientConnections / maxServerConnections default to Infinity and the latter
+// is never enforced (crosscast's Discovery caps accepted ones at maxPeers when set);
+// join()'s per-topic `limit` (default Infinity, unused here) caps peers taken per lookup;
+// a DHT node answers a lookup with at most 20 announcers of a topic, and a lookup asks
+// about 20 nodes, so one lookup sees every node of a room this size.
 import createTestnet from 'hyperdht/testnet'
 import { envInt, type BenchContext, type FigureSet } from './lib/contract.ts'
 import { summarize, median } from './lib/stats.ts'
@@ -34,6 +42,7 @@ export async function run (ctx: BenchContext): Promise<FigureSet> {
   const maxPeers = envInt('BENCH_ROOM_MAX_PEERS', ctx.quick ? 3 : 8)
   const eventsPerNode = envInt('BENCH_ROOM_EVENTS', 20)
   const churn = Math.max(1, Math.floor(nodes / 4))
+  const runs = envInt('BENCH_ROOM_RUNS', Math.min(ctx.runs, 3))
   const samples: Record<string, number[]> = {}
   const push = (id: string, v: number): void => { (samples[id] ??= []).push(v) }
   const notes: Record<string, string> = {}
@@ -52,14 +61,14 @@ export async function run (ctx: BenchContext): Promise<FigureSet> {
         leave: churn,
         join: churn,
         timeoutMs: 180_000,
-        log: (line) => ctx.log(`[crosscast] room run ${run + 1}/${ctx.runs}${cap === undefined ? ' (full mesh)' : ''}: ${line}`)
+        log: (line) => ctx.log(`[crosscast] room run ${run + 1}/${runs}${cap === undefined ? ' (full mesh)' : ''}: ${line}`)
       })
     } finally {
       await testnet.destroy()
     }
   }
 
-  for (let i = 0; i < ctx.runs; i++) {
+  for (let i = 0; i < runs; i++) {
     const r = await room(i, maxPeers)
     const distinct = new Set(r.hashes.values()).size
     if (distinct !== 1) throw new Error(`after churn the ${r.hashes.size} nodes up hold ${distinct} different contents`)
@@ -78,7 +87,7 @@ export async function run (ctx: BenchContext): Promise<FigureSet> {
       `KiB sent ${spread(r.converged.map(s => Math.round(kib(s.bytesSent))))}, received ${spread(r.converged.map(s => Math.round(kib(s.bytesReceived))))} ` +
       `(on connections ${spread(r.converged.map(s => Math.round(kib(s.connectionBytesSent))))} / ${spread(r.converged.map(s => Math.round(kib(s.connectionBytesReceived))))}); ` +
       `after churn: connections ${spread(peers(r.final))}, ${r.final.length} nodes hold ${r.expected} events, one content hash`
-    ctx.log(`[crosscast] room run ${i + 1}/${ctx.runs}: ${line}`)
+    ctx.log(`[crosscast] room run ${i + 1}/${runs}: ${line}`)
     notes.last = line
     if (mesh) {
       const m = await room(i, undefined)

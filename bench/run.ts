@@ -67,7 +67,8 @@
 // (any subset; a crosscast module also by its name: local, replication, gateway, claims, connect, agents, room,
 // or by its key, e.g. crosscast:gateway.ts), BENCH_CLIENTS, BENCH_LARGE_CLIENTS, BENCH_CPU_PROF (bench/gateway.ts),
 // BENCH_MW_EVENTS, BENCH_CHANGES, BENCH_CONNECT_ROUNDS, BENCH_HYPERDHT_BASELINE,
-// BENCH_ROOM_NODES, BENCH_ROOM_PROCESSES, BENCH_ROOM_MAX_PEERS, BENCH_ROOM_EVENTS (bench/room.ts).
+// BENCH_ROOM_NODES, BENCH_ROOM_PROCESSES, BENCH_ROOM_MAX_PEERS, BENCH_ROOM_EVENTS, BENCH_ROOM_RUNS, BENCH_ROOM_MESH=0,
+// BENCH_ROOM_CPU_PROF (bench/room.ts).
 // A BENCH_ONLY run writes bench/results/only-<names>.{md,json}; only a full run writes latest.*.
 // ────────────────────────────────────────────────────────────────────────────
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
