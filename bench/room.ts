@@ -20,8 +20,8 @@
 // dials; maxClientConnections / maxServerConnections default to Infinity and the latter
 // is never enforced (crosscast's Discovery caps accepted ones at maxPeers when set);
 // join()'s per-topic `limit` (default Infinity, unused here) caps peers taken per lookup;
-// a DHT node answers a lookup with at most 20 announcers of a topic, and a lookup asks
-// about 20 nodes, so one lookup sees every node of a room this size.
+// a DHT node answers a lookup with a random 20 of a topic's announcers, and a lookup asks
+// about 20 nodes, so one lookup almost surely sees every node of a room this size.
 import createTestnet from 'hyperdht/testnet'
 import { envInt, type BenchContext, type FigureSet } from './lib/contract.ts'
 import { summarize, median } from './lib/stats.ts'
