@@ -2,10 +2,9 @@
 // test/room-many.test.ts), each with its own storage, DHT node and swarm on a
 // loopback testnet, lan: false. Nodes are named by the parent; every command
 // takes the node's name.
-import { createHash } from 'node:crypto'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { Crosscast, type BootstrapNode } from '../../lib/index.ts'
+import { Crosscast, contentHash, type BootstrapNode } from '../../lib/index.ts'
 import { servePeer, peerDir } from '../lib/peer.ts'
 import { LengthTracker } from '../lib/tracker.ts'
 
@@ -70,14 +69,6 @@ class ConnectionBytes {
   }
 }
 const connectionBytes = new Map<string, ConnectionBytes>()
-
-/** Everything a user reads: every event, its content and where it sits in its log. */
-function contentHash (cc: Crosscast): string {
-  const hash = createHash('sha256')
-  const rows = cc.db.prepare('SELECT event_id, event_type, resource_id, payload, writer, seq, idx FROM broadcast_events ORDER BY event_id').raw().iterate() as Iterable<unknown[]>
-  for (const row of rows) hash.update(JSON.stringify(row)).update('\n')
-  return hash.digest('hex')
-}
 
 servePeer({
   async open (args) {
@@ -161,7 +152,7 @@ servePeer({
     return (user + system) / 1e6
   },
   hash (args) {
-    return contentHash(node(args.name))
+    return contentHash(node(args.name).db)
   },
   async close (args) {
     const cc = node(args.name)
