@@ -11,9 +11,12 @@ import { ID_PREFIXES, type ResourceType } from './types.ts'
  * rewrite hundreds of scattered index pages).
  */
 export function eventIdOf (writerKey: Uint8Array, seq: number, idx: number): string {
-  return Buffer.from(writerKey.buffer, writerKey.byteOffset, 8).toString('hex') +
-    seq.toString(16).padStart(12, '0') +
-    idx.toString(16).padStart(4, '0')
+  return eventIdPrefix(writerKey) + seq.toString(16).padStart(12, '0') + idx.toString(16).padStart(4, '0')
+}
+
+/** The part of an event id its writer gives (16 hex digits). */
+export function eventIdPrefix (writerKey: Uint8Array): string {
+  return Buffer.from(writerKey.buffer, writerKey.byteOffset, 8).toString('hex')
 }
 
 export function newResourceId (type: ResourceType): string {

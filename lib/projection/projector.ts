@@ -6,12 +6,17 @@ import type { Database, Statement } from 'better-sqlite3'
 import { decodeBlock, isNotUnderstood } from '../events/codec.ts'
 import { eventIdOf } from '../events/ids.ts'
 import { hlcToIso, isTooFarAhead, MAX_CLOCK_SKEW_MS } from '../events/hlc.ts'
-import { readEpoch } from './schema.ts'
+import { readEpoch, STORED_EVENT_COLUMNS } from './schema.ts'
 import { EVENT_COLUMNS, rowToEvent } from './queries.ts'
 import { resourceTypeOf } from '../events/validate.ts'
-import type { BroadcastEvent, WireEvent } from '../events/types.ts'
+import { EVENT_TYPES, type BroadcastEvent, type EventType, type WireEvent } from '../events/types.ts'
 import { StateRules } from './rules.ts'
 import type { Logger } from '../logger.ts'
+
+/** Rows per insert statement (11 parameters each, far under SQLite's limit). */
+const INSERT_CHUNK = 64
+/** The stored event type: its wire code (schema.ts derives the text). */
+const TYPE_CODES = Object.fromEntries(EVENT_TYPES.map((t, i) => [t, i])) as Record<EventType, number>
 
 export interface BlockInput {
   seq: number
@@ -50,7 +55,9 @@ export class Projector {
   readonly db: Database
   private readonly rules: StateRules
   private readonly opts: ProjectorOptions
-  private readonly insertEvent: Statement
+  /** Multi-row inserts by row count (one statement per count up to INSERT_CHUNK). */
+  private readonly inserts = new Map<number, Statement>()
+  private readonly cursorsIn: Statement
   private readonly checkpoint: Statement
   private readonly readCheckpoint: Statement
   private readonly skip: Statement
@@ -70,9 +77,7 @@ export class Projector {
     this.db = db
     this.opts = opts
     this.rules = new StateRules(db)
-    this.insertEvent = db.prepare(`INSERT OR IGNORE INTO broadcast_events
-      (event_id, event_type, resource_id, resource_type, agent_id, session_id, payload, timestamp, hlc, writer, seq, idx, parent, cursor)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+    this.cursorsIn = db.prepare('SELECT cursor FROM broadcast_events WHERE cursor BETWEEN ? AND ?').pluck()
     this.checkpoint = db.prepare('UPDATE writers SET indexed = ?, fork = ?, session_id = coalesce(session_id, ?) WHERE key = ?')
     this.readCheckpoint = db.prepare('SELECT indexed FROM writers WHERE key = ?')
     this.setLastError = db.prepare('UPDATE writers SET last_error = ? WHERE key = ?')
@@ -136,6 +141,43 @@ export class Projector {
   }
 
   /**
+   * Inserts `count` rows (flattened columns) in statements of up to
+   * INSERT_CHUNK rows: per-statement overhead, not SQLite's per-row work, was
+   * most of the insert cost. Returns how many were stored.
+   */
+  private insertRows (rows: unknown[], count: number): number {
+    const width = STORED_EVENT_COLUMNS.length
+    let stored = 0
+    for (let start = 0; start < count; start += INSERT_CHUNK) {
+      const n = Math.min(INSERT_CHUNK, count - start)
+      let stmt = this.inserts.get(n)
+      if (stmt === undefined) {
+        const one = `(${STORED_EVENT_COLUMNS.map(() => '?').join(', ')})`
+        // Only a duplicate event id is ignored; any other constraint failing is an error.
+        stmt = this.db.prepare(`INSERT INTO broadcast_events (${STORED_EVENT_COLUMNS.join(', ')}) VALUES ${new Array(n).fill(one).join(', ')} ON CONFLICT(event_id) DO NOTHING`)
+        this.inserts.set(n, stmt)
+      }
+      stored += stmt.run(rows.slice(start * width, (start + n) * width)).changes
+    }
+    return stored
+  }
+
+  /**
+   * An event id already stored (two writers whose keys share their first 8
+   * bytes): that row was ignored, as a duplicate is. Its cursor stays unused;
+   * the event is neither applied nor delivered.
+   */
+  private dropIgnored (added: BroadcastEvent[], parents: Array<Buffer | null>, from: number): void {
+    const first = added[from].cursor
+    const stored = new Set(this.cursorsIn.all(first, added[added.length - 1].cursor) as number[])
+    for (let i = added.length - 1; i >= from; i--) {
+      if (stored.has(added[i].cursor)) continue
+      added.splice(i, 1)
+      parents.splice(i, 1)
+    }
+  }
+
+  /**
    * Projects consecutive blocks of one writer in one transaction: events, state
    * and the writer's checkpoint (with the log's fork) commit together. Blocks
    * below the checkpoint are skipped, so applying a block twice changes
@@ -152,6 +194,7 @@ export class Projector {
       this.writerKeys.set(writer, writerKey)
     }
     const added: BroadcastEvent[] = []
+    const parents: Array<Buffer | null> = []
     const startCursor = this.nextCursor
     let held: Hold | null = null
     let indexed = 0
@@ -186,15 +229,21 @@ export class Projector {
             break
           }
           sessionId = decoded.sessionId
-          for (let idx = 0; idx < decoded.events.length; idx++) {
-            const event = wireToEvent(writerKey, writer, input.seq, idx, decoded.sessionId, decoded.events[idx], this.nextCursor)
-            const payload = JSON.stringify(event.payload)
-            const result = this.insertEvent.run(event.event_id, event.event_type, event.resource_id, event.resource_type, event.agent_id, event.session_id, payload, event.timestamp, event.hlc, writer, input.seq, idx, event.parent, event.cursor)
-            if (result.changes === 0) continue
-            this.nextCursor++
-            this.rules.apply(event)
+          const events = decoded.events
+          const blockStart = added.length
+          const rows: unknown[] = []
+          for (let idx = 0; idx < events.length; idx++) {
+            const wire = events[idx]
+            const event = wireToEvent(writer, input.seq, idx, decoded.sessionId, wire, this.nextCursor + idx)
+            const parentKey = wire.parent === null ? null : Buffer.from(wire.parent, 'hex')
+            rows.push(event.cursor, writerKey, input.seq, idx, TYPE_CODES[event.event_type], event.resource_id, event.agent_id, event.session_id, JSON.stringify(event.payload), event.hlc, parentKey)
             added.push(event)
+            parents.push(parentKey)
           }
+          const inserted = this.insertRows(rows, events.length)
+          if (inserted < events.length) this.dropIgnored(added, parents, blockStart)
+          this.nextCursor += events.length
+          for (let i = blockStart; i < added.length; i++) this.rules.apply(added[i], writerKey, parents[i])
           indexed = input.seq + 1
         }
         this.rules.flush()
@@ -217,9 +266,9 @@ export class Projector {
 
 
 /** A wire event as stored and delivered, at a given cursor. */
-export function wireToEvent (writerKey: Buffer, writer: string, seq: number, idx: number, sessionId: string, wire: WireEvent, cursor: number): BroadcastEvent {
+export function wireToEvent (writer: string, seq: number, idx: number, sessionId: string, wire: WireEvent, cursor: number): BroadcastEvent {
   return {
-    event_id: eventIdOf(writerKey, seq, idx),
+    event_id: writer.slice(0, 16) + seq.toString(16).padStart(12, '0') + idx.toString(16).padStart(4, '0'),
     event_type: wire.event_type,
     resource_id: wire.resource_id,
     resource_type: resourceTypeOf(wire.resource_id),

@@ -80,11 +80,12 @@ export class StateRules {
     )
     this.insertLink = db.prepare('INSERT OR IGNORE INTO links (event_id, feature_id, linked_feature_id, link_type, agent_id, created_at, hlc) VALUES (?, ?, ?, ?, ?, ?, ?)')
     this.insertComment = db.prepare('INSERT OR IGNORE INTO comments (event_id, resource_id, resource_type, comment_text, author, agent_id, session_id, created_at, hlc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)')
-    this.siblings = db.prepare('SELECT event_id, event_type, payload, hlc, writer FROM broadcast_events WHERE parent = ? AND resource_id = ? AND writer != ?')
+    this.siblings = db.prepare('SELECT event_id, event_type, payload, hlc, writer FROM broadcast_events WHERE parent_key = ? AND resource_id = ? AND writer_key != ?')
     this.insertConflict = db.prepare('INSERT OR IGNORE INTO conflicts (resource_id, field, event_a, value_a, event_b, value_b, winner) VALUES (?, ?, ?, ?, ?, ?, ?)')
   }
 
-  apply (event: BroadcastEvent): void {
+  /** `writerKey` and `parentKey`: the event's writer and parent as stored (bytes). */
+  apply (event: BroadcastEvent, writerKey: Uint8Array, parentKey: Uint8Array | null): void {
     const p = event.payload as unknown as Record<string, unknown>
     switch (event.event_type) {
       case 'feature_deleted':
@@ -100,7 +101,7 @@ export class StateRules {
         const writes = fieldWrites(event)
         if (writes !== null) {
           this.writeFields(event, writes)
-          if (event.parent !== null) this.detectConflicts(event, writes)
+          if (parentKey !== null) this.detectConflicts(event, writes, writerKey, parentKey)
         }
       }
     }
@@ -182,8 +183,8 @@ export class StateRules {
    * seeing each other. Where both set a field to different values, the pair is
    * recorded once, whichever arrived second finding the first.
    */
-  private detectConflicts (event: BroadcastEvent, writes: Record<string, unknown>): void {
-    const rows = this.siblings.all(event.parent, event.resource_id, event.writer) as Array<{ event_id: string, event_type: BroadcastEvent['event_type'], payload: string, hlc: number, writer: string }>
+  private detectConflicts (event: BroadcastEvent, writes: Record<string, unknown>, writerKey: Uint8Array, parentKey: Uint8Array): void {
+    const rows = this.siblings.all(parentKey, event.resource_id, writerKey) as Array<{ event_id: string, event_type: BroadcastEvent['event_type'], payload: string, hlc: number, writer: string }>
     for (const other of rows) {
       const otherWrites = fieldWrites({ event_type: other.event_type, payload: JSON.parse(other.payload) })
       if (otherWrites === null) continue

@@ -232,8 +232,7 @@ export class WriterFeed implements BlockSink {
   private unprojected (seq: number): BroadcastEvent[] {
     const hint = this.hints.get(seq)
     if (hint === undefined) return this.storedEvents(seq)
-    const key = Buffer.from(this.key, 'hex')
-    return hint.events.map((wire, idx) => wireToEvent(key, this.key, seq, idx, hint.sessionId, wire, 0))
+    return hint.events.map((wire, idx) => wireToEvent(this.key, seq, idx, hint.sessionId, wire, 0))
   }
 
   private hold (held: Hold): void {
