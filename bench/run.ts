@@ -3,7 +3,7 @@
 //
 // ─── Plug-in contract for crosscast's own figures ──────────────────────────
 //
-// bench/local.ts, bench/replication.ts and bench/gateway.ts are loaded when
+// bench/local.ts, bench/replication.ts, bench/gateway.ts and bench/history.ts are loaded when
 // they exist. Each exports
 //
 //     export async function run (ctx: BenchContext): Promise<FigureSet>
@@ -59,7 +59,8 @@
 // (spawnPeer / servePeer) and bench/lib/tracker.ts the same way.
 //
 // Env: BENCH_RUNS, BENCH_QUICK=1, BENCH_ONLY=crosscast,hypercore,autobase,ws,socketio,automerge
-// (any subset), BENCH_CLIENTS, BENCH_MW_EVENTS, BENCH_CHANGES.
+// (any subset; a crosscast module alone by its name: local, replication, gateway, history),
+// BENCH_CLIENTS, BENCH_MW_EVENTS, BENCH_CHANGES, HISTORY_EVENTS, HISTORY_ITEMS.
 // ────────────────────────────────────────────────────────────────────────────
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
 import { fileURLToPath, pathToFileURL } from 'node:url'
@@ -73,7 +74,7 @@ import * as automergeAlt from './alt/automerge.ts'
 
 interface Entry { key: string, system: string, run: (ctx: BenchContext) => Promise<FigureSet> }
 
-const CROSSCAST_MODULES = ['local.ts', 'replication.ts', 'gateway.ts']
+const CROSSCAST_MODULES = ['local.ts', 'replication.ts', 'gateway.ts', 'history.ts']
 const MODULE_TIME_LIMIT_MS = 45 * 60_000
 
 async function crosscastEntries (errors: string[]): Promise<Entry[]> {
@@ -118,7 +119,8 @@ const METHOD_NOTES = [
 async function main (): Promise<void> {
   const ctx = contextFromEnv()
   const only = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',').map((s) => s.trim())) : null
-  const wanted = (key: string): boolean => !only || only.has(key) || (key.startsWith('crosscast:') && only.has('crosscast'))
+  // A crosscast module is also selected by its own name (BENCH_ONLY=history runs bench/history.ts alone).
+  const wanted = (key: string): boolean => !only || only.has(key) || (key.startsWith('crosscast:') && (only.has('crosscast') || only.has(key.slice('crosscast:'.length).replace(/\.ts$/, ''))))
   const started = Date.now()
   const m = machine()
   ctx.log(`bench: ${ctx.runs} runs per figure${ctx.quick ? ', QUICK sizes' : ''}; ${m.cpu}, ${m.cores} cores, load ${m.loadavg.join(' ')}`)

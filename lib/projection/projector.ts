@@ -4,9 +4,8 @@
 
 import type { Database, Statement } from 'better-sqlite3'
 import { decodeBlock, isNotUnderstood } from '../events/codec.ts'
-import { eventIdOf } from '../events/ids.ts'
 import { hlcToIso, isTooFarAhead, MAX_CLOCK_SKEW_MS } from '../events/hlc.ts'
-import { readEpoch, STORED_EVENT_COLUMNS } from './schema.ts'
+import { EVENT_POSITION, readEpoch, STORED_EVENT_COLUMNS, WHERE_EVENT_ID } from './schema.ts'
 import { EVENT_COLUMNS, rowToEvent } from './queries.ts'
 import { resourceTypeOf } from '../events/validate.ts'
 import { EVENT_TYPES, type BroadcastEvent, type EventType, type WireEvent } from '../events/types.ts'
@@ -81,7 +80,7 @@ export class Projector {
     this.checkpoint = db.prepare('UPDATE writers SET indexed = ?, fork = ?, session_id = coalesce(session_id, ?) WHERE key = ?')
     this.readCheckpoint = db.prepare('SELECT indexed FROM writers WHERE key = ?')
     this.setLastError = db.prepare('UPDATE writers SET last_error = ? WHERE key = ?')
-    this.selectAt = db.prepare(`SELECT ${EVENT_COLUMNS} FROM broadcast_events WHERE event_id = ?`)
+    this.selectAt = db.prepare(`SELECT ${EVENT_COLUMNS} FROM broadcast_events WHERE ${WHERE_EVENT_ID}`)
     this.skip = db.prepare('UPDATE writers SET skipped = skipped + 1, last_error = ? WHERE key = ?')
     this.upsertWriter = db.prepare(`INSERT INTO writers (key, session_id, agent_id, local) VALUES (?, ?, ?, ?)
       ON CONFLICT(key) DO UPDATE SET session_id = coalesce(excluded.session_id, session_id), agent_id = coalesce(excluded.agent_id, agent_id), local = max(local, excluded.local)`)
@@ -126,10 +125,10 @@ export class Projector {
 
   /** The stored events of one block, in order (stops at the first index not stored). */
   eventsAt (writer: string, seq: number): BroadcastEvent[] {
-    const key = Buffer.from(writer, 'hex')
+    const prefix = Buffer.from(writer.slice(0, 16), 'hex')
     const events: BroadcastEvent[] = []
     for (let idx = 0; ; idx++) {
-      const row = this.selectAt.get(eventIdOf(key, seq, idx)) as Record<string, unknown> | undefined
+      const row = this.selectAt.get(prefix, seq, idx) as Record<string, unknown> | undefined
       if (row === undefined) return events
       events.push(rowToEvent(row))
     }
@@ -154,7 +153,7 @@ export class Projector {
       if (stmt === undefined) {
         const one = `(${STORED_EVENT_COLUMNS.map(() => '?').join(', ')})`
         // Only a duplicate event id is ignored; any other constraint failing is an error.
-        stmt = this.db.prepare(`INSERT INTO broadcast_events (${STORED_EVENT_COLUMNS.join(', ')}) VALUES ${new Array(n).fill(one).join(', ')} ON CONFLICT(event_id) DO NOTHING`)
+        stmt = this.db.prepare(`INSERT INTO broadcast_events (${STORED_EVENT_COLUMNS.join(', ')}) VALUES ${new Array(n).fill(one).join(', ')} ON CONFLICT(${EVENT_POSITION}) DO NOTHING`)
         this.inserts.set(n, stmt)
       }
       stored += stmt.run(rows.slice(start * width, (start + n) * width)).changes

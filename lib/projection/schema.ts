@@ -15,8 +15,9 @@ export const SCHEMA_VERSION = 3
  * milliseconds; writer and parent are stored as bytes, the event type as its
  * wire code. The cursor is the rowid, so rows sit in delivery order and no
  * separate cursor index is kept. Every insert touches the table and four
- * indexes: event id (unique), the seed's timestamp and resource_id, and parent
- * (sibling lookups for conflicts).
+ * indexes: the event's position (unique; what its id encodes, in 8 bytes and
+ * two integers instead of 32 characters), the seed's timestamp and
+ * resource_id, and parent (sibling lookups for conflicts).
  */
 const BROADCAST_EVENTS = `CREATE TABLE IF NOT EXISTS broadcast_events (
     cursor INTEGER PRIMARY KEY,
@@ -38,12 +39,21 @@ const BROADCAST_EVENTS = `CREATE TABLE IF NOT EXISTS broadcast_events (
     parent TEXT GENERATED ALWAYS AS (CASE WHEN parent_key IS NULL THEN NULL ELSE lower(hex(parent_key)) END) VIRTUAL
   )`
 
+/** An event id's position, as the unique index holds it: look events up by id with WHERE_EVENT_ID and eventIdParams(). */
+export const EVENT_POSITION = 'substr(writer_key, 1, 8), seq, idx'
+export const WHERE_EVENT_ID = 'substr(writer_key, 1, 8) = ? AND seq = ? AND idx = ?'
+
+/** The parameters of WHERE_EVENT_ID for an event id (see ids.ts). */
+export function eventIdParams (eventId: string): [Buffer, number, number] {
+  return [Buffer.from(eventId.slice(0, 16), 'hex'), parseInt(eventId.slice(16, 28), 16), parseInt(eventId.slice(28, 32), 16)]
+}
+
 /** The stored columns of broadcast_events, in the projector's insert order. */
 export const STORED_EVENT_COLUMNS = ['cursor', 'writer_key', 'seq', 'idx', 'type_code', 'resource_id', 'agent_id', 'session_id', 'payload', 'hlc', 'parent_key'] as const
 
 const STATEMENTS = [
   BROADCAST_EVENTS,
-  'CREATE UNIQUE INDEX IF NOT EXISTS idx_broadcast_event_id ON broadcast_events(event_id)',
+  `CREATE UNIQUE INDEX IF NOT EXISTS idx_broadcast_position ON broadcast_events(${EVENT_POSITION})`,
   'CREATE INDEX IF NOT EXISTS idx_broadcast_timestamp ON broadcast_events(timestamp)',
   'CREATE INDEX IF NOT EXISTS idx_broadcast_resource ON broadcast_events(resource_id)',
   // Concurrency detection looks up siblings: events that share a parent.

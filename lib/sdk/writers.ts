@@ -123,9 +123,9 @@ export class WriterFeed implements BlockSink {
   }
 
   /** Projects up to `limit` blocks while paused, silently if the projector is not publishing (reindex). */
-  async replay (limit: number): Promise<void> {
+  async replay (limit: number, onTransaction?: (indexed: number) => void): Promise<void> {
     this.held = null
-    await this.loop(limit, true)
+    await this.loop(limit, true, onTransaction)
   }
 
   resume (): void {
@@ -152,7 +152,7 @@ export class WriterFeed implements BlockSink {
   }
 
   /** `replaying`: run while paused (the reindex itself); otherwise a pause ends the pass between transactions. */
-  private async loop (limit: number, replaying: boolean): Promise<void> {
+  private async loop (limit: number, replaying: boolean, onTransaction?: (indexed: number) => void): Promise<void> {
     do {
       this.again = false
       let indexed = this.projector.indexedLength(this.key)
@@ -176,6 +176,7 @@ export class WriterFeed implements BlockSink {
         this.succeeded()
         this.settle(indexed, result.indexed, result.added)
         indexed = result.indexed
+        onTransaction?.(indexed)
         if (result.held !== null) {
           this.hold(result.held)
           return
@@ -436,10 +437,16 @@ export class WriterRegistry {
       this.projector.reset(epoch)
       const total = lengths.reduce((n, l) => n + l, 0)
       let done = 0
+      let reported = -1
+      const report = (n: number): void => {
+        reported = n
+        onProgress?.(n, total)
+      }
       for (let i = 0; i < feeds.length; i++) {
-        await feeds[i].replay(lengths[i])
+        // Progress after every transaction: a long log reports as it goes, not once at its end.
+        await feeds[i].replay(lengths[i], indexed => report(done + Math.min(indexed, lengths[i])))
         done += lengths[i]
-        onProgress?.(done, total)
+        if (reported < done) report(done)
       }
     } finally {
       this.projector.publishing = true
