@@ -4,6 +4,7 @@
 
 import type { Database, Statement } from 'better-sqlite3'
 import { decodeBlock, isNotUnderstood } from '../events/codec.ts'
+import { eventIdAt } from '../events/ids.ts'
 import { hlcToIso, isTooFarAhead, MAX_CLOCK_SKEW_MS } from '../events/hlc.ts'
 import { EVENT_POSITION, readEpoch, STORED_EVENT_COLUMNS, WHERE_EVENT_ID } from './schema.ts'
 import { EVENT_COLUMNS, rowToEvent } from './queries.ts'
@@ -267,7 +268,7 @@ export class Projector {
 /** A wire event as stored and delivered, at a given cursor. */
 export function wireToEvent (writer: string, seq: number, idx: number, sessionId: string, wire: WireEvent, cursor: number): BroadcastEvent {
   return {
-    event_id: writer.slice(0, 16) + seq.toString(16).padStart(12, '0') + idx.toString(16).padStart(4, '0'),
+    event_id: eventIdAt(writer.slice(0, 16), seq, idx),
     event_type: wire.event_type,
     resource_id: wire.resource_id,
     resource_type: resourceTypeOf(wire.resource_id),
