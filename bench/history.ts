@@ -96,10 +96,11 @@ export async function run (ctx: BenchContext): Promise<FigureSet> {
     try {
       const node = cc
       const randomCursor = (): number => Math.floor(Math.random() * (total - PAGE))
+      const randomItem = (): string => itemId(Math.floor(Math.random() * items))
       for (let r = 0; r < ctx.runs; r++) {
         ctx.log(`history: reads, run ${r + 1}/${ctx.runs}`)
         push('history.features_list_p99_ms', await p99(READ_SAMPLES / 10, () => node.features.list(), 'features.list', ctx.log))
-        push('history.features_list_page_p99_ms', await p99(READ_SAMPLES, () => node.features.list({ status: 'done', track: 'trk-00000001' }), 'features.list page', ctx.log))
+        push('history.features_list_page_p99_ms', await p99(READ_SAMPLES, () => node.features.list({ limit: PAGE, after: randomItem() }), 'features.list page', ctx.log))
         push('history.events_page_p99_ms', await p99(READ_SAMPLES, async () => {
           let n = 0
           for await (const _event of node.events({ since: randomCursor() })) if (++n === PAGE) break
@@ -107,6 +108,7 @@ export async function run (ctx: BenchContext): Promise<FigureSet> {
         push('history.list_events_page_p99_ms', await p99(READ_SAMPLES, () => node.listEvents({ since: randomCursor(), limit: PAGE }), 'listEvents page', ctx.log))
         push('history.http_events_page_p99_ms', await p99(READ_SAMPLES, () => getJson(`${gateway.url}/api/events?since=${randomCursor()}&limit=${PAGE}`), 'GET /api/events page', ctx.log))
         push('history.http_features_p99_ms', await p99(READ_SAMPLES / 10, () => getJson(`${gateway.url}/api/features`), 'GET /api/features', ctx.log))
+        push('history.http_features_page_p99_ms', await p99(READ_SAMPLES, () => getJson(`${gateway.url}/api/features?limit=${PAGE}&after=${randomItem()}`), 'GET /api/features page', ctx.log))
       }
     } finally {
       await gateway.close()
@@ -144,11 +146,12 @@ export async function run (ctx: BenchContext): Promise<FigureSet> {
     'history.sqlite_bytes_per_event': fig('history.sqlite_bytes_per_event', 'B', true, 'crosscast.db after a WAL checkpoint / events; target <= 300 B'),
     'history.log_bytes_per_event': fig('history.log_bytes_per_event', 'B', true, 'corestore directory / events; target <= 200 B'),
     'history.features_list_p99_ms': fig('history.features_list_p99_ms', 'ms', true, `features.list() of all ${items.toLocaleString('en')}; target <= 5 ms`),
-    'history.features_list_page_p99_ms': fig('history.features_list_page_p99_ms', 'ms', true, 'features.list({ status, track }) on a track with none: the index path alone'),
+    'history.features_list_page_p99_ms': fig('history.features_list_page_p99_ms', 'ms', true, `features.list({ limit: ${PAGE}, after }) after a random feature; target <= 5 ms`),
     'history.events_page_p99_ms': fig('history.events_page_p99_ms', 'ms', true, `${PAGE} events from events({ since }) at a random cursor; target <= 5 ms`),
     'history.list_events_page_p99_ms': fig('history.list_events_page_p99_ms', 'ms', true, `listEvents({ since, limit: ${PAGE} }) at a random cursor`),
     'history.http_events_page_p99_ms': fig('history.http_events_page_p99_ms', 'ms', true, `GET /api/events?since=&limit=${PAGE} at a random cursor; target <= 5 ms`),
     'history.http_features_p99_ms': fig('history.http_features_p99_ms', 'ms', true, `GET /api/features (all ${items.toLocaleString('en')}); target <= 5 ms`),
+    'history.http_features_page_p99_ms': fig('history.http_features_page_p99_ms', 'ms', true, `GET /api/features?limit=${PAGE}&after= a random feature; target <= 5 ms`),
     'history.reindex_events_per_s': fig('history.reindex_events_per_s', 'events/s', false, `reindex of ${size}; target >= 50,000/s`),
     'history.reindex_progress_calls': fig('history.reindex_progress_calls', 'calls', false, 'onProgress calls during one reindex'),
     'history.raw_sqlite_rows_per_s': fig('history.raw_sqlite_rows_per_s', 'rows/s', false, 'raw baseline: the same number of broadcast_events rows, plain inserts, 65,536 per transaction'),

@@ -75,6 +75,8 @@ const STATEMENTS = [
     clocks JSON NOT NULL DEFAULT '{}'
   )`,
   'CREATE INDEX IF NOT EXISTS idx_features_track ON features(track_id)',
+  // features() lists oldest first and pages by (created_hlc, id).
+  'CREATE INDEX IF NOT EXISTS idx_features_created ON features(created_hlc, id)',
   `CREATE TABLE IF NOT EXISTS tracks (
     id TEXT PRIMARY KEY,
     title TEXT,
