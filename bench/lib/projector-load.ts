@@ -74,7 +74,6 @@ export function openDatabase (file: string): Database {
   const db = new BetterSqlite3(file)
   configure(db)
   migrate(db)
-  for (const pragma of (process.env.PRAGMAS ?? '').split(';').filter(Boolean)) db.pragma(pragma)
   return db
 }
 
@@ -99,7 +98,7 @@ export function project (projector: Projector, history: History, blocksPerTx: nu
  * one plain prepared statement into the same table and indexes, in
  * transactions of `perTx` rows: what better-sqlite3 alone does for this job.
  */
-export function rawInsertRate (db: Database, total: number, perTx: number): Rate {
+export function rawInsertRate (db: Database, total: number, perTx: number, items = 64): Rate {
   const insert = db.prepare(`INSERT INTO broadcast_events (${STORED_EVENT_COLUMNS.join(', ')}) VALUES (${STORED_EVENT_COLUMNS.map(() => '?').join(', ')})`)
   const writer = randomBytes(32)
   const statusChanged = EVENT_TYPES.indexOf('status_changed')
@@ -107,8 +106,9 @@ export function rawInsertRate (db: Database, total: number, perTx: number): Rate
   const hlc = Date.now() * 1000 - total * 10
   const batch = db.transaction((from: number) => {
     for (let i = from; i < from + perTx && i < total; i++) {
-      const parent = Buffer.from(eventIdOf(writer, Math.floor(Math.max(0, i - 64) / perTx), Math.max(0, i - 64) % perTx), 'hex')
-      insert.run(i + 1, writer, Math.floor(i / perTx), i % perTx, statusChanged, `feat-${(i % 64).toString(16).padStart(8, '0')}`, 'bench', 'bench-1', payload, hlc + i * 10, parent)
+      const before = Math.max(0, i - items)
+      const parent = Buffer.from(eventIdOf(writer, Math.floor(before / perTx), before % perTx), 'hex')
+      insert.run(i + 1, writer, Math.floor(i / perTx), i % perTx, statusChanged, `feat-${(i % items).toString(16).padStart(8, '0')}`, 'bench', 'bench-1', payload, hlc + i * 10, parent)
     }
   })
   const clock = startClock()
@@ -128,7 +128,7 @@ export function projectorVsRaw (total: number, items: number, perBlock: number, 
     a.close()
     if (process.env.SKIP_RAW === '1') return { projector, raw: { wall: NaN, cpu: NaN } }
     const b = openDatabase(join(dir, 'raw.db'))
-    const raw = rawInsertRate(b, total, perBlock * blocksPerTx)
+    const raw = rawInsertRate(b, total, perBlock * blocksPerTx, items)
     b.close()
     return { projector, raw }
   } finally {
@@ -141,7 +141,7 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const perBlock = Number(process.env.PER_BLOCK ?? 512)
   const blocksPerTx = Number(process.env.BLOCKS_PER_TX ?? 1)
   for (let i = 0; i < Number(process.env.RUNS ?? 3); i++) {
-    const r = projectorVsRaw(total, 64, perBlock, blocksPerTx)
+    const r = projectorVsRaw(total, Number(process.env.ITEMS ?? 64), perBlock, blocksPerTx)
     console.log(`projector ${Math.round(r.projector.wall)} events/s (${Math.round(r.projector.cpu)} per CPU s), raw ${Math.round(r.raw.wall)} rows/s (${Math.round(r.raw.cpu)} per CPU s), ratio ${(r.projector.wall / r.raw.wall).toFixed(3)} wall, ${(r.projector.cpu / r.raw.cpu).toFixed(3)} CPU, ${Math.round(r.projector.bytesPerEvent ?? 0)} B/event`)
   }
 }
