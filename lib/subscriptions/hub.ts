@@ -11,7 +11,7 @@ import { CrosscastError } from '../errors.ts'
 
 const REPLAY_PAGE = 500
 /** An iterator's first replay page: a reader that takes a page and stops should not pay for 500 rows. Pages double from it. */
-const FIRST_ITERATOR_PAGE = 64
+const FIRST_ITERATOR_PAGE = 100
 /** Live events an iterator holds before it falls back to reading from the database. */
 export const ITERATOR_QUEUE_LIMIT = 1024
 
