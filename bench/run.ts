@@ -3,7 +3,7 @@
 //
 // ─── Plug-in contract for crosscast's own figures ──────────────────────────
 //
-// bench/local.ts, bench/replication.ts, bench/gateway.ts and bench/agents.ts are loaded when
+// bench/local.ts, bench/replication.ts, bench/gateway.ts, bench/agents.ts and bench/history.ts are loaded when
 // they exist. Each exports
 //
 //     export async function run (ctx: BenchContext): Promise<FigureSet>
@@ -64,9 +64,9 @@
 // (spawnPeer / servePeer) and bench/lib/tracker.ts the same way.
 //
 // Env: BENCH_RUNS, BENCH_QUICK=1, BENCH_ONLY=crosscast,hypercore,autobase,ws,socketio,automerge
-// (any subset; a crosscast module also by its name: local, replication, gateway, claims, connect, agents,
+// (any subset; a crosscast module also by its name: local, replication, gateway, claims, connect, agents, history,
 // or by its key, e.g. crosscast:gateway.ts), BENCH_CLIENTS, BENCH_LARGE_CLIENTS, BENCH_CPU_PROF (bench/gateway.ts),
-// BENCH_MW_EVENTS, BENCH_CHANGES, BENCH_CONNECT_ROUNDS, BENCH_HYPERDHT_BASELINE.
+// BENCH_MW_EVENTS, BENCH_CHANGES, BENCH_CONNECT_ROUNDS, BENCH_HYPERDHT_BASELINE, HISTORY_EVENTS, HISTORY_ITEMS.
 // A BENCH_ONLY run writes bench/results/only-<names>.{md,json}; only a full run writes latest.*.
 // ────────────────────────────────────────────────────────────────────────────
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
@@ -82,7 +82,7 @@ import { baselines as connectBaselines } from './connect.ts'
 
 interface Entry { key: string, system: string, run: (ctx: BenchContext) => Promise<FigureSet> }
 
-const CROSSCAST_MODULES = ['local.ts', 'replication.ts', 'gateway.ts', 'claims.ts', 'connect.ts', 'agents.ts']
+const CROSSCAST_MODULES = ['local.ts', 'replication.ts', 'gateway.ts', 'claims.ts', 'connect.ts', 'agents.ts', 'history.ts']
 const MODULE_TIME_LIMIT_MS = 45 * 60_000
 
 async function crosscastEntries (errors: string[]): Promise<Entry[]> {
