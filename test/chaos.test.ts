@@ -1,16 +1,21 @@
 // Chaos (issue 9 §9): four full nodes, each its own OS process with its own
-// storage (test/fixtures/chaos-node.ts), on a loopback DHT testnet, write all
-// the time while the test SIGKILLs and restarts any of them and partitions and
-// heals them (a node closes and reopens with its swarm off, then on). Then
+// storage (test/fixtures/chaos-node.ts), write all the time while the test
+// SIGKILLs and restarts any of them and partitions and heals them. Then
 // everything is healed, writes stop, and the invariants are checked:
 //   - no node stalled: each caught up within CATCHUP_BOUND_MS of every heal or
 //     restart, and all reached the final length within FINAL_BOUND_MS of the last heal;
 //   - every acknowledged event (append() resolved) is present exactly once on every node;
 //   - content hashes are identical;
 //   - memory did not grow without bound (RSS sampled).
-// Seeded: CHAOS_SEED replays the same faults at the same moments and the same
-// writes (not the same thread interleavings). CHAOS_MS sets the fault phase
-// (default 40 s, about 60 s in all); CHAOS_NODES the number of nodes (>= 4).
+// Two runs: on a loopback DHT testnet, where a partition is a node closing and
+// reopening with its swarm off (then on); and, as root, in network namespaces
+// on a private switch (mDNS discovery), where a partition cuts the node's veth
+// link, which the node does not see. Elsewhere the second run skips loudly.
+//
+// Seeded: CHAOS_SEED gives the same fault plan (which node, what, when) and the
+// same writes per process; thread interleavings and timings still vary.
+// CHAOS_MS sets the loopback fault phase (default 35 s; the namespace run gets
+// 60% of it); CHAOS_NODES the number of nodes (at least 4).
 
 import test, { type Assert } from 'brittle'
 import { randomBytes } from 'node:crypto'
@@ -20,13 +25,14 @@ import { fileURLToPath } from 'node:url'
 import BetterSqlite3 from 'better-sqlite3'
 import { createTestnet } from './helpers/testnet.ts'
 import { spawnPeer, type ChildPeer } from './helpers/child-peer.ts'
+import { createLan, inNamespace, requireNetns } from './helpers/netns.ts'
 import { rng } from './helpers/fuzz.ts'
 import type { CrosscastOptions } from '../lib/index.ts'
 import { REPLICATED_TABLES } from '../lib/projection/schema.ts'
 
 const CHAOS_NODE = fileURLToPath(new URL('./fixtures/chaos-node.ts', import.meta.url))
 const SEED = /^\d+$/.test(process.env.CHAOS_SEED ?? '') ? Number(process.env.CHAOS_SEED) >>> 0 : randomBytes(4).readUInt32BE(0)
-const FAULT_MS = Number(process.env.CHAOS_MS ?? 40_000)
+const FAULT_MS = Number(process.env.CHAOS_MS ?? 35_000)
 const NODES = Math.max(4, Number(process.env.CHAOS_NODES ?? 4))
 /** A healed or restarted node must hold what the connected nodes held at the heal within this. */
 const CATCHUP_BOUND_MS = 30_000
@@ -39,13 +45,19 @@ const CALL_MS = 30_000
 const RSS_CAP_MB = 512
 const SHARED_FEATURES = Array.from({ length: 8 }, (_, i) => `feat-000000c${i}`)
 const SHARED_TRACKS = ['trk-000000a1', 'trk-000000a2']
+// A cut cable never closes TCP: a short keep-alive and timeout get it noticed
+// within seconds, and a node with no peer asks again every second (as in lan-convergence).
+const LAN_TIMING = { keepAlive: 1000, timeout: 5000, queryInterval: 1000 }
 
 type Mode = 'up' | 'offline' | 'down'
+type Action = 'kill' | 'restart' | 'partition' | 'heal'
+interface Fault { at: number, node: number, action: Action }
 
 interface WriterState { key: string, local: boolean, length: number, indexed: number, lastError: string | null }
 interface NodeState { opening: boolean, online: boolean, count?: number, writers?: WriterState[], peers?: number, rss: number, acked: number, failed: Record<string, number> }
 
 interface Node {
+  index: number
   name: string
   storage: string
   ackFile: string
@@ -55,23 +67,75 @@ interface Node {
   /** Bumped by every kill, partition and heal: a measurement started before it is void. */
   epoch: number
   writerKey: string
-  timer: NodeJS.Timeout | null
+  /** This node's faults, one after another. */
+  chain: Promise<void>
   rss: Array<{ incarnation: number, at: number, mb: number }>
+}
+
+/** How nodes are started, cut off and reconnected. */
+interface Topology {
+  name: string
+  options (node: Node): CrosscastOptions
+  prefix (node: Node): string[]
+  partition (node: Node): Promise<void>
+  heal (node: Node): Promise<void>
+  /** A partitioned node was killed: undo what outlives its process, so it restarts connected. */
+  forget (node: Node): void
 }
 
 interface CatchUp { node: string, kind: 'heal' | 'restart', ms: number | null, note: string }
 
 const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
 
-test(`chaos: ${NODES} nodes on a loopback testnet, SIGKILL + restart and partition + heal while all write (CHAOS_SEED=${SEED})`, { timeout: FAULT_MS + 240_000 }, async (t) => {
-  t.comment(`CHAOS_SEED=${SEED} CHAOS_MS=${FAULT_MS} CHAOS_NODES=${NODES}`)
-  const net = await createTestnet(t)
-  const dir = await t.tmp()
-  const r = rng(SEED)
+/**
+ * The faults, as a pure function of the seed: a step every 0.8-3.3 s picks a
+ * node; a connected node is killed (restarted 0.5-3.5 s later) or partitioned
+ * (healed 2-8 s later), a partitioned one may be killed (then it restarts
+ * connected), a node already down is left alone.
+ */
+function planFaults (seed: number, nodes: number, faultMs: number): Fault[] {
+  const r = rng(seed)
+  const plan: Fault[] = []
+  const until: number[] = new Array(nodes).fill(0)
+  const pendingHeal: Array<Fault | null> = new Array(nodes).fill(null)
+  const down: boolean[] = new Array(nodes).fill(false)
+  let at = 0
+  for (let step = 0; step < 1000; step++) {
+    at += 800 + r.int(2500)
+    if (at >= faultMs) break
+    const node = r.int(nodes)
+    const roll = r.next()
+    if (until[node] <= at) {
+      down[node] = false
+      pendingHeal[node] = null
+    }
+    if (down[node]) continue
+    const heal = pendingHeal[node]
+    if (roll < 0.45) {
+      if (heal !== null) plan.splice(plan.indexOf(heal), 1)
+      const downFor = 500 + r.int(3000)
+      plan.push({ at, node, action: 'kill' }, { at: at + downFor, node, action: 'restart' })
+      down[node] = true
+      pendingHeal[node] = null
+      until[node] = at + downFor
+    } else if (heal === null) {
+      const offFor = 2000 + r.int(6000)
+      const healing: Fault = { at: at + offFor, node, action: 'heal' }
+      plan.push({ at, node, action: 'partition' }, healing)
+      pendingHeal[node] = healing
+      until[node] = at + offFor
+    }
+  }
+  return plan.sort((a, b) => a.at - b.at)
+}
+
+async function runChaos (t: Assert, topology: Topology, dir: string, faultMs: number): Promise<void> {
+  const plan = planFaults(SEED, NODES, faultMs)
+  t.comment(`${topology.name}: CHAOS_SEED=${SEED} CHAOS_MS=${FAULT_MS} CHAOS_NODES=${NODES}; fault phase ${faultMs} ms, ${plan.length} planned faults`)
   const started = Date.now()
-  const at = (): string => `${((Date.now() - started) / 1000).toFixed(1)}s`
-  const log = (line: string): void => t.comment(`${at()} ${line}`)
+  const log = (line: string): void => t.comment(`${((Date.now() - started) / 1000).toFixed(1)}s ${line}`)
   const nodes: Node[] = Array.from({ length: NODES }, (_, i) => ({
+    index: i,
     name: `n${i}`,
     storage: join(dir, `n${i}`),
     ackFile: join(dir, `n${i}.acks`),
@@ -80,15 +144,14 @@ test(`chaos: ${NODES} nodes on a loopback testnet, SIGKILL + restart and partiti
     incarnation: 0,
     epoch: 0,
     writerKey: '',
-    timer: null,
+    chain: Promise.resolve(),
     rss: []
   }))
-  const options = (node: Node): CrosscastOptions => ({ storage: node.storage, room: 'chaos', agent: `agent-${node.name}`, sessionId: `chaos-${node.name}`, swarm: true, lan: false, bootstrap: net.bootstrap })
 
   const start = async (node: Node): Promise<void> => {
     node.incarnation++
-    const args = { ackFile: node.ackFile, seed: (SEED + node.incarnation * 7919 + nodes.indexOf(node)) >>> 0, writeEveryMs: WRITE_EVERY_MS, sharedFeatures: SHARED_FEATURES, sharedTracks: SHARED_TRACKS }
-    node.peer = await spawnPeer(t, options(node), CALL_MS, { script: CHAOS_NODE, args: [JSON.stringify(args)] })
+    const args = { ackFile: node.ackFile, seed: (SEED + node.incarnation * 7919 + node.index) >>> 0, writeEveryMs: WRITE_EVERY_MS, sharedFeatures: SHARED_FEATURES, sharedTracks: SHARED_TRACKS }
+    node.peer = await spawnPeer(t, topology.options(node), CALL_MS, { script: CHAOS_NODE, args: [JSON.stringify(args)], prefix: topology.prefix(node) })
     node.writerKey = node.peer.writerKey
     node.mode = 'up'
     node.epoch++
@@ -158,79 +221,55 @@ test(`chaos: ${NODES} nodes on a loopback testnet, SIGKILL + restart and partiti
     })())
   }
 
-  const kill = async (node: Node): Promise<void> => {
-    if (node.timer !== null) clearTimeout(node.timer)
-    node.timer = null
-    node.mode = 'down'
-    node.epoch++
-    await node.peer?.kill('SIGKILL')
-    node.peer = null
-    kills++
-  }
-  const restart = async (node: Node): Promise<void> => {
-    node.timer = null
-    await start(node)
-    log(`${node.name} restarted (incarnation ${node.incarnation})`)
-    measureCatchUp(node, 'restart')
-  }
-  const partition = async (node: Node): Promise<void> => {
-    node.epoch++
-    await node.peer!.call('offline', {}, CALL_MS)
-    node.mode = 'offline'
-    partitions++
-  }
-  const heal = async (node: Node): Promise<void> => {
-    node.timer = null
-    node.epoch++
-    await node.peer!.call('online', {}, CALL_MS)
-    node.mode = 'up'
-    log(`${node.name} healed`)
-    measureCatchUp(node, 'heal')
-  }
-  /** Runs a scheduled restart or heal later, unless the node is killed first. */
-  const later = (node: Node, ms: number, action: (node: Node) => Promise<void>): void => {
-    node.timer = setTimeout(() => {
-      background.push(action(node).catch(err => log(`${node.name}: ${(err as Error).message}`)))
-    }, ms)
-  }
-
-  // ---- the fault phase: every step bounded, the loop bounded by time and count ----
-  const faultEnd = Date.now() + FAULT_MS
-  for (let step = 0; step < 1000 && Date.now() < faultEnd; step++) {
-    await sleep(800 + r.int(2500))
-    const node = r.pick(nodes)
-    const roll = r.next()
-    try {
-      if (node.mode === 'down' || node.timer !== null) continue // a restart or heal is already due
-      if (roll < 0.45) {
+  const perform = async (node: Node, action: Action): Promise<void> => {
+    switch (action) {
+      case 'kill': {
         const was = node.mode
-        await kill(node)
-        const downFor = 500 + r.int(3000)
-        log(`SIGKILL ${node.name} (was ${was}); restart in ${downFor} ms`)
-        later(node, downFor, restart)
-      } else if (node.mode === 'up') {
-        await partition(node)
-        const offFor = 2000 + r.int(6000)
-        log(`partition ${node.name} (swarm off) for ${offFor} ms`)
-        later(node, offFor, heal)
+        node.mode = 'down'
+        node.epoch++
+        await node.peer?.kill('SIGKILL')
+        node.peer = null
+        if (was === 'offline') topology.forget(node)
+        kills++
+        log(`SIGKILL ${node.name} (was ${was})`)
+        return
       }
-    } catch (err) {
-      log(`${node.name}: ${(err as Error).message}`)
+      case 'restart':
+        await start(node)
+        log(`${node.name} restarted (process ${node.incarnation})`)
+        measureCatchUp(node, 'restart')
+        return
+      case 'partition':
+        node.epoch++
+        await topology.partition(node)
+        node.mode = 'offline'
+        partitions++
+        log(`${node.name} partitioned`)
+        return
+      case 'heal':
+        node.epoch++
+        await topology.heal(node)
+        node.mode = 'up'
+        log(`${node.name} healed`)
+        measureCatchUp(node, 'heal')
     }
   }
 
-  // ---- heal everything, stop writing, wait for convergence ----
-  for (const node of nodes) {
-    if (node.timer !== null) clearTimeout(node.timer)
-    node.timer = null
+  // ---- the fault phase: the plan, each node's faults in order, nodes independent ----
+  for (const fault of plan) {
+    await sleep(Math.max(0, started + fault.at - Date.now()))
+    const node = nodes[fault.node]
+    node.chain = node.chain.then(() => perform(node, fault.action)).catch(err => log(`${node.name} ${fault.action}: ${(err as Error).message}`))
   }
-  await Promise.allSettled(background.splice(0))
+  await Promise.all(nodes.map(n => n.chain))
+
+  // ---- everything connected, writes stop, wait for convergence ----
   for (const node of nodes) {
-    if (node.mode === 'down') await restart(node)
-    else if (node.mode === 'offline') await heal(node)
+    if (node.mode === 'down') await perform(node, 'restart')
+    else if (node.mode === 'offline') await perform(node, 'heal')
   }
   const lastHeal = Date.now()
-  log('all nodes up and online; writes stop')
+  log('all nodes up and connected; writes stop')
   await Promise.all(nodes.map(n => n.peer!.call('stop', {}, CALL_MS)))
 
   const reachedAt = new Map<string, number>()
@@ -261,10 +300,9 @@ test(`chaos: ${NODES} nodes on a loopback testnet, SIGKILL + restart and partiti
   // ---- figures ----
   const ackedIds = nodes.flatMap(n => existsSync(n.ackFile) ? readFileSync(n.ackFile, 'utf8').split('\n').filter(l => l !== '') : [])
   const measured = catchUps.filter(c => c.ms !== null).map(c => c.ms as number)
-  const counts = final.map(s => s?.count ?? '?')
-  t.comment(`figures: seed ${SEED}, ${NODES} nodes, fault phase ${FAULT_MS} ms, events written and acknowledged ${ackedIds.length}, ` +
-    `events on each node at the end ${counts.join('/')}, kills ${kills}, partitions ${partitions}, heals/restarts measured ${catchUps.length}, ` +
-    `max catch-up after a heal or restart ${measured.length === 0 ? 'n/a' : Math.max(...measured) + ' ms'}, ` +
+  t.comment(`figures (${topology.name}): seed ${SEED}, ${NODES} nodes, fault phase ${faultMs} ms, events written and acknowledged ${ackedIds.length}, ` +
+    `events on each node at the end ${final.map(s => s?.count ?? '?').join('/')}, kills ${kills}, partitions ${partitions}, heals/restarts measured ${catchUps.length}, ` +
+    `max catch-up after a heal or restart ${measured.length === 0 ? 'n/a' : Math.max(...measured) + ' ms'} (bound ${CATCHUP_BOUND_MS} ms), ` +
     `final convergence after the last heal ${reachedAt.size === NODES ? Math.max(...reachedAt.values()) + ' ms' : 'NOT REACHED'} (bound ${FINAL_BOUND_MS} ms)`)
   for (const s of final) if (s !== null && Object.keys(s.failed).length > 0) t.comment(`failed writes (not acknowledged): ${JSON.stringify(s.failed)}`)
 
@@ -273,7 +311,7 @@ test(`chaos: ${NODES} nodes on a loopback testnet, SIGKILL + restart and partiti
   t.is(stalls.length, 0, `every heal and restart caught up within ${CATCHUP_BOUND_MS} ms${stalls.length === 0 ? '' : ': ' + stalls.map(c => `${c.node} after ${c.kind}: ${c.note}`).join('; ')}`)
   t.is(reachedAt.size, NODES, `every node reached the final length within ${FINAL_BOUND_MS} ms of the last heal${reachedAt.size === NODES ? '' : ': ' + describeLag(nodes, final, reachedAt)}`)
 
-  t.ok(ackedIds.length > 0, `${ackedIds.length} acknowledged events over all incarnations`)
+  t.ok(ackedIds.length > 0, `${ackedIds.length} acknowledged events over all processes`)
   for (const node of nodes) {
     const db = new BetterSqlite3(join(node.storage, 'crosscast.db'), { readonly: true })
     try {
@@ -291,6 +329,32 @@ test(`chaos: ${NODES} nodes on a loopback testnet, SIGKILL + restart and partiti
   if (new Set(hashes).size > 1) for (const line of diffDatabases(nodes)) t.comment(line)
 
   memoryInvariant(t, nodes)
+}
+
+test(`chaos on a loopback testnet: ${NODES} nodes write while SIGKILL + restart and partition + heal (CHAOS_SEED=${SEED})`, { timeout: FAULT_MS + 240_000 }, async (t) => {
+  const net = await createTestnet(t)
+  await runChaos(t, {
+    name: 'loopback',
+    options: (node) => ({ storage: node.storage, room: 'chaos', agent: `agent-${node.name}`, sessionId: `chaos-${node.name}`, swarm: true, lan: false, bootstrap: net.bootstrap }),
+    prefix: () => [],
+    partition: async (node) => { await node.peer!.call('offline', {}, CALL_MS) },
+    heal: async (node) => { await node.peer!.call('online', {}, CALL_MS) },
+    forget: () => {} // the closed swarm died with the process
+  }, await t.tmp(), FAULT_MS)
+})
+
+test(`chaos in network namespaces: ${NODES} nodes on a private switch, links cut and restored, SIGKILL + restart (CHAOS_SEED=${SEED})`, { timeout: FAULT_MS + 240_000 }, async (t) => {
+  if (!requireNetns(t, 'chaos with cut links in network namespaces')) return
+  const lan = createLan(t, { hosts: NODES, subnet: '10.233.0' })
+  const cut = new Set<number>()
+  await runChaos(t, {
+    name: 'netns',
+    options: (node) => ({ storage: node.storage, room: 'chaos', secret: 'chaos-secret', agent: `agent-${node.name}`, sessionId: `chaos-${node.name}`, swarm: false, lan: { interface: lan.hosts[node.index].addr, ...LAN_TIMING } }),
+    prefix: (node) => inNamespace(lan.hosts[node.index].ns),
+    partition: async (node) => { lan.cut(lan.hosts[node.index]); cut.add(node.index) },
+    heal: async (node) => { lan.restore(lan.hosts[node.index]); cut.delete(node.index) },
+    forget: (node) => { if (cut.delete(node.index)) lan.restore(lan.hosts[node.index]) }
+  }, await t.tmp(), Math.round(FAULT_MS * 0.6))
 })
 
 function describeLag (nodes: Node[], final: Array<NodeState | null>, reachedAt: Map<string, number>): string {
