@@ -38,7 +38,11 @@ const NODES = Math.max(4, Number(process.env.CHAOS_NODES ?? 4))
 const CATCHUP_BOUND_MS = 30_000
 /** After the last heal, every node must reach the final length within this. */
 const FINAL_BOUND_MS = 60_000
-const WRITE_EVERY_MS = 100
+/** Each node runs WRITERS callers, each appending every 0-2 x WRITE_EVERY_MS. */
+const WRITERS = 3
+const WRITE_EVERY_MS = 300
+/** Each process's wall clock is off by up to this, a new offset on every restart (a clock stepped back or forward). */
+const MAX_CLOCK_SKEW_MS = 10_000
 const SAMPLE_EVERY_MS = 2000
 const CALL_MS = 30_000
 /** A few thousand small events: a node holding hundreds of MB has a leak, not a cache. */
@@ -70,6 +74,8 @@ interface Node {
   /** This node's faults, one after another. */
   chain: Promise<void>
   rss: Array<{ incarnation: number, at: number, mb: number }>
+  /** Wall-clock offset of each process, in order. */
+  skews: number[]
 }
 
 /** How nodes are started, cut off and reconnected. */
@@ -145,14 +151,18 @@ async function runChaos (t: Assert, topology: Topology, dir: string, faultMs: nu
     epoch: 0,
     writerKey: '',
     chain: Promise.resolve(),
-    rss: []
+    rss: [],
+    skews: []
   }))
 
   const start = async (node: Node): Promise<void> => {
     node.incarnation++
-    const args = { ackFile: node.ackFile, seed: (SEED + node.incarnation * 7919 + node.index) >>> 0, writeEveryMs: WRITE_EVERY_MS, sharedFeatures: SHARED_FEATURES, sharedTracks: SHARED_TRACKS }
+    const seed = (SEED + node.incarnation * 7919 + node.index) >>> 0
+    const clockSkewMs = rng(seed).int(2 * MAX_CLOCK_SKEW_MS + 1) - MAX_CLOCK_SKEW_MS
+    const args = { ackFile: node.ackFile, seed, writeEveryMs: WRITE_EVERY_MS, writers: WRITERS, clockSkewMs, sharedFeatures: SHARED_FEATURES, sharedTracks: SHARED_TRACKS }
     node.peer = await spawnPeer(t, topology.options(node), CALL_MS, { script: CHAOS_NODE, args: [JSON.stringify(args)], prefix: topology.prefix(node) })
     node.writerKey = node.peer.writerKey
+    node.skews.push(clockSkewMs)
     node.mode = 'up'
     node.epoch++
   }
@@ -166,7 +176,7 @@ async function runChaos (t: Assert, topology: Topology, dir: string, faultMs: nu
   }
 
   await Promise.all(nodes.map(start))
-  log(`${NODES} nodes up: ${nodes.map(n => `${n.name}=${n.writerKey.slice(0, 8)}`).join(' ')}`)
+  log(`${NODES} nodes up: ${nodes.map(n => `${n.name}=${n.writerKey.slice(0, 8)} (clock ${n.skews[0] >= 0 ? '+' : ''}${n.skews[0]} ms)`).join(' ')}`)
 
   // ---- figures and background measurements ----
   let kills = 0
@@ -236,7 +246,7 @@ async function runChaos (t: Assert, topology: Topology, dir: string, faultMs: nu
       }
       case 'restart':
         await start(node)
-        log(`${node.name} restarted (process ${node.incarnation})`)
+        log(`${node.name} restarted (process ${node.incarnation}, clock ${node.skews.at(-1)! >= 0 ? '+' : ''}${node.skews.at(-1)} ms)`)
         measureCatchUp(node, 'restart')
         return
       case 'partition':
@@ -256,8 +266,9 @@ async function runChaos (t: Assert, topology: Topology, dir: string, faultMs: nu
   }
 
   // ---- the fault phase: the plan, each node's faults in order, nodes independent ----
+  const faultStart = Date.now()
   for (const fault of plan) {
-    await sleep(Math.max(0, started + fault.at - Date.now()))
+    await sleep(Math.max(0, faultStart + fault.at - Date.now()))
     const node = nodes[fault.node]
     node.chain = node.chain.then(() => perform(node, fault.action)).catch(err => log(`${node.name} ${fault.action}: ${(err as Error).message}`))
   }
@@ -325,6 +336,19 @@ async function runChaos (t: Assert, topology: Topology, dir: string, faultMs: nu
     }
   }
 
+  // The hybrid logical clock promises every new stamp is above every one issued
+  // before, restarts and a clock stepped back included (issue 9 §3).
+  const db = new BetterSqlite3(join(nodes[0].storage, 'crosscast.db'), { readonly: true })
+  try {
+    const backwards = db.prepare(`SELECT writer, seq, idx, hlc, prev FROM (
+      SELECT writer, seq, idx, hlc, lag(hlc) OVER (PARTITION BY writer ORDER BY seq, idx) AS prev FROM broadcast_events
+    ) WHERE prev IS NOT NULL AND hlc <= prev`).all() as Array<{ writer: string, seq: number, idx: number, hlc: number, prev: number }>
+    const example = backwards.slice(0, 3).map(b => `${nodes.find(n => n.writerKey === b.writer)?.name ?? b.writer.slice(0, 8)} block ${b.seq}.${b.idx}: ${b.hlc} after ${b.prev} (${((b.prev - b.hlc) / 1000).toFixed(0)} ms back)`)
+    t.is(backwards.length, 0, `every writer's clock increases along its log${backwards.length === 0 ? '' : ` (${backwards.length} steps back, e.g. ${example.join('; ')}; clock offsets per process: ${nodes.map(n => `${n.name} ${n.skews.join('/')}`).join(', ')})`}`)
+  } finally {
+    db.close()
+  }
+
   t.is(new Set(hashes).size, 1, `one content hash on all nodes: ${hashes.map((h, i) => `${nodes[i].name}=${h.slice(0, 12)}`).join(' ')}`)
   if (new Set(hashes).size > 1) for (const line of diffDatabases(nodes)) t.comment(line)
 
@@ -340,7 +364,7 @@ test(`chaos on a loopback testnet: ${NODES} nodes write while SIGKILL + restart 
     partition: async (node) => { await node.peer!.call('offline', {}, CALL_MS) },
     heal: async (node) => { await node.peer!.call('online', {}, CALL_MS) },
     forget: () => {} // the closed swarm died with the process
-  }, await t.tmp(), FAULT_MS)
+  }, await t.tmp(), FAULT_MS).catch(err => t.fail(`the chaos run broke off: ${(err as Error).message}`))
 })
 
 test(`chaos in network namespaces: ${NODES} nodes on a private switch, links cut and restored, SIGKILL + restart (CHAOS_SEED=${SEED})`, { timeout: FAULT_MS + 240_000 }, async (t) => {
@@ -354,7 +378,7 @@ test(`chaos in network namespaces: ${NODES} nodes on a private switch, links cut
     partition: async (node) => { lan.cut(lan.hosts[node.index]); cut.add(node.index) },
     heal: async (node) => { lan.restore(lan.hosts[node.index]); cut.delete(node.index) },
     forget: (node) => { if (cut.delete(node.index)) lan.restore(lan.hosts[node.index]) }
-  }, await t.tmp(), Math.round(FAULT_MS * 0.6))
+  }, await t.tmp(), Math.round(FAULT_MS * 0.6)).catch(err => t.fail(`the chaos run broke off: ${(err as Error).message}`))
 })
 
 function describeLag (nodes: Node[], final: Array<NodeState | null>, reachedAt: Map<string, number>): string {

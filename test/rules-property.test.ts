@@ -184,8 +184,8 @@ class Replica {
 /**
  * Delivers every block of every log into a fresh database following `steps`
  * (then round-robin for whatever is left). The writer `local` is this node's
- * own: its blocks come once, singly, in order, with the encoded events as the
- * hint, as a session's own appends do.
+ * own: each new block comes singly with the encoded events as the hint, as a
+ * session's own appends do, and blocks already projected may come again raw.
  */
 function deliver (path: string, logs: Log[], steps: Step[], local: number | null): Outcome {
   const replica = new Replica(path)
@@ -203,6 +203,8 @@ function deliver (path: string, logs: Log[], steps: Step[], local: number | null
       const log = logs[w]
       const next = replica.indexed(log.key)
       if (w === local) {
+        // Its log is also drained on open: blocks already projected come again, raw.
+        if (s.redeliver > 0 && next > 0) replica.apply(log.key, log.blocks.slice(Math.max(0, next - s.redeliver), next).map((b, i) => ({ seq: Math.max(0, next - s.redeliver) + i, block: b.block })))
         replica.apply(log.key, [{ seq: next, block: log.blocks[next].block, decoded: { sessionId: log.sessionId, events: log.blocks[next].events } }])
       } else {
         const from = Math.max(0, next - s.redeliver)
