@@ -19,7 +19,7 @@
 
 import test, { type Assert } from 'brittle'
 import { randomBytes } from 'node:crypto'
-import { readFileSync, existsSync } from 'node:fs'
+import { readFileSync, existsSync, mkdirSync, rmSync, copyFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import BetterSqlite3 from 'better-sqlite3'
@@ -55,7 +55,9 @@ const LAN_TIMING = { keepAlive: 1000, timeout: 5000, queryInterval: 1000 }
 
 type Mode = 'up' | 'offline' | 'down'
 type Action = 'kill' | 'restart' | 'partition' | 'heal'
-interface Fault { at: number, node: number, action: Action }
+/** What happens to a killed node's database: kept, replaced by the copy taken at an earlier kill (a restored backup, behind the logs), or deleted (rebuilt from the logs). */
+type DbFate = 'keep' | 'restore-backup' | 'delete'
+interface Fault { at: number, node: number, action: Action, db?: DbFate }
 
 interface WriterState { key: string, local: boolean, length: number, indexed: number, lastError: string | null }
 interface NodeState { opening: boolean, online: boolean, count?: number, writers?: WriterState[], peers?: number, rss: number, acked: number, failed: Record<string, number> }
@@ -95,7 +97,8 @@ const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(r
 
 /**
  * The faults, as a pure function of the seed: a step every 0.8-3.3 s picks a
- * node; a connected node is killed (restarted 0.5-3.5 s later) or partitioned
+ * node; a connected node is killed (restarted 0.5-3.5 s later, its database
+ * kept, restored from an earlier copy or deleted) or partitioned
  * (healed 2-8 s later), a partitioned one may be killed (then it restarts
  * connected), a node already down is left alone.
  */
@@ -120,7 +123,9 @@ function planFaults (seed: number, nodes: number, faultMs: number): Fault[] {
     if (roll < 0.45) {
       if (heal !== null) plan.splice(plan.indexOf(heal), 1)
       const downFor = 500 + r.int(3000)
-      plan.push({ at, node, action: 'kill' }, { at: at + downFor, node, action: 'restart' })
+      const fate = r.next()
+      const db: DbFate = fate < 0.2 ? 'restore-backup' : fate < 0.3 ? 'delete' : 'keep'
+      plan.push({ at, node, action: 'kill', db }, { at: at + downFor, node, action: 'restart' })
       down[node] = true
       pendingHeal[node] = null
       until[node] = at + downFor
@@ -180,6 +185,7 @@ async function runChaos (t: Assert, topology: Topology, dir: string, faultMs: nu
 
   // ---- figures and background measurements ----
   let kills = 0
+  const dbFates: Record<DbFate, number> = { keep: 0, 'restore-backup': 0, delete: 0 }
   let partitions = 0
   const catchUps: CatchUp[] = []
   const background: Array<Promise<void>> = []
@@ -231,7 +237,7 @@ async function runChaos (t: Assert, topology: Topology, dir: string, faultMs: nu
     })())
   }
 
-  const perform = async (node: Node, action: Action): Promise<void> => {
+  const perform = async (node: Node, action: Action, db: DbFate = 'keep'): Promise<void> => {
     switch (action) {
       case 'kill': {
         const was = node.mode
@@ -241,7 +247,9 @@ async function runChaos (t: Assert, topology: Topology, dir: string, faultMs: nu
         node.peer = null
         if (was === 'offline') topology.forget(node)
         kills++
-        log(`SIGKILL ${node.name} (was ${was})`)
+        const fate = handleDatabase(node, db)
+        dbFates[fate]++
+        log(`SIGKILL ${node.name} (was ${was}); database ${fate === 'keep' ? 'kept (and copied)' : fate === 'delete' ? 'deleted' : 'restored from an earlier copy'}`)
         return
       }
       case 'restart':
@@ -270,7 +278,7 @@ async function runChaos (t: Assert, topology: Topology, dir: string, faultMs: nu
   for (const fault of plan) {
     await sleep(Math.max(0, faultStart + fault.at - Date.now()))
     const node = nodes[fault.node]
-    node.chain = node.chain.then(() => perform(node, fault.action)).catch(err => log(`${node.name} ${fault.action}: ${(err as Error).message}`))
+    node.chain = node.chain.then(() => perform(node, fault.action, fault.db)).catch(err => log(`${node.name} ${fault.action}: ${(err as Error).message}`))
   }
   await Promise.all(nodes.map(n => n.chain))
 
@@ -312,7 +320,7 @@ async function runChaos (t: Assert, topology: Topology, dir: string, faultMs: nu
   const ackedIds = nodes.flatMap(n => existsSync(n.ackFile) ? readFileSync(n.ackFile, 'utf8').split('\n').filter(l => l !== '') : [])
   const measured = catchUps.filter(c => c.ms !== null).map(c => c.ms as number)
   t.comment(`figures (${topology.name}): seed ${SEED}, ${NODES} nodes, fault phase ${faultMs} ms, events written and acknowledged ${ackedIds.length}, ` +
-    `events on each node at the end ${final.map(s => s?.count ?? '?').join('/')}, kills ${kills}, partitions ${partitions}, heals/restarts measured ${catchUps.length}, ` +
+    `events on each node at the end ${final.map(s => s?.count ?? '?').join('/')}, kills ${kills} (databases kept ${dbFates.keep}, restored from a copy ${dbFates['restore-backup']}, deleted ${dbFates.delete}), partitions ${partitions}, heals/restarts measured ${catchUps.length}, ` +
     `max catch-up after a heal or restart ${measured.length === 0 ? 'n/a' : Math.max(...measured) + ' ms'} (bound ${CATCHUP_BOUND_MS} ms), ` +
     `final convergence after the last heal ${reachedAt.size === NODES ? Math.max(...reachedAt.values()) + ' ms' : 'NOT REACHED'} (bound ${FINAL_BOUND_MS} ms)`)
   for (const s of final) if (s !== null && Object.keys(s.failed).length > 0) t.comment(`failed writes (not acknowledged): ${JSON.stringify(s.failed)}`)
@@ -380,6 +388,30 @@ test(`chaos in network namespaces: ${NODES} nodes on a private switch, links cut
     forget: (node) => { if (cut.delete(node.index)) lan.restore(lan.hosts[node.index]) }
   }, await t.tmp(), Math.round(FAULT_MS * 0.6)).catch(err => t.fail(`the chaos run broke off: ${(err as Error).message}`))
 })
+
+const DB_FILES = ['crosscast.db', 'crosscast.db-wal', 'crosscast.db-shm']
+
+/**
+ * The node's process is dead, so its database files are consistent (SQLite
+ * recovers the WAL on open): copy them, or put an earlier copy back, or delete them.
+ */
+function handleDatabase (node: Node, fate: DbFate): DbFate {
+  const backup = join(node.storage, '..', `${node.name}.db-copy`)
+  if (fate === 'restore-backup' && !existsSync(backup)) fate = 'keep'
+  if (fate === 'keep') {
+    mkdirSync(backup, { recursive: true })
+    for (const file of DB_FILES) {
+      rmSync(join(backup, file), { force: true })
+      if (existsSync(join(node.storage, file))) copyFileSync(join(node.storage, file), join(backup, file))
+    }
+    return fate
+  }
+  for (const file of DB_FILES) {
+    rmSync(join(node.storage, file), { force: true })
+    if (fate === 'restore-backup' && existsSync(join(backup, file))) copyFileSync(join(backup, file), join(node.storage, file))
+  }
+  return fate
+}
 
 function describeLag (nodes: Node[], final: Array<NodeState | null>, reachedAt: Map<string, number>): string {
   return final.map((s, i) => reachedAt.has(nodes[i].name)
