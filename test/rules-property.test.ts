@@ -23,7 +23,8 @@ import { encodeBlock } from '../lib/events/codec.ts'
 import { eventIdOf } from '../lib/events/ids.ts'
 import { validatePayload } from '../lib/events/validate.ts'
 import { configure, migrate, REPLICATED_TABLES } from '../lib/projection/schema.ts'
-import { Projector, MAX_FUTURE_CLOCK_MS, type BlockInput } from '../lib/projection/projector.ts'
+import { Projector, type BlockInput } from '../lib/projection/projector.ts'
+import { MAX_CLOCK_SKEW_MS } from '../lib/events/hlc.ts'
 import { contentHash } from '../lib/projection/content-hash.ts'
 import { silentLogger } from '../lib/logger.ts'
 import { STATUSES, PRIORITIES, LINK_TYPES, type EventType, type WireEvent, type AnyPayload } from '../lib/events/types.ts'
@@ -39,9 +40,9 @@ const WRITERS = [
 /** Orders tried per event set, besides the reference (generation order, one block per transaction). */
 const ORDERS = 6
 const RUNS = Number(process.env.PROP_RUNS ?? 60)
-/** Every clock is relative to this; the far end stays a minute inside the future-clock limit. */
+/** Every clock is relative to this; the far end stays 10 s inside the clock window (adopted and accepted). */
 const BASE_HLC = Date.now() * 1000
-const FUTURE_LIMIT_MS = MAX_FUTURE_CLOCK_MS - 60_000
+const FUTURE_LIMIT_MS = MAX_CLOCK_SKEW_MS - 10_000
 
 interface EventSpec { type: EventType, resource: string, payload: Record<string, unknown>, clock: number, parentPick: number, agent: number | null }
 interface BlockSpec { writer: number, events: EventSpec[] }
