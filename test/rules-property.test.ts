@@ -11,7 +11,7 @@
 //
 // fast-check shrinks a failure to a minimal case. Replay a run with
 // PROP_SEED=<seed> (and PROP_PATH=<path> to go straight to the shrunk case);
-// PROP_RUNS sets the number of event sets (default 60).
+// PROP_RUNS sets the number of event sets (default 100).
 
 import test from 'brittle'
 import fc from 'fast-check'
@@ -39,7 +39,7 @@ const WRITERS = [
 ]
 /** Orders tried per event set, besides the reference (generation order, one block per transaction). */
 const ORDERS = 6
-const RUNS = Number(process.env.PROP_RUNS ?? 60)
+const RUNS = Number(process.env.PROP_RUNS ?? 100)
 /** Every clock is relative to this; the far end stays 10 s inside the clock window (adopted and accepted). */
 const BASE_HLC = Date.now() * 1000
 const FUTURE_LIMIT_MS = MAX_CLOCK_SKEW_MS - 10_000
@@ -252,7 +252,7 @@ function seedFromEnv (): number {
   return randomBytes(4).readInt32BE(0)
 }
 
-test('state rules: any delivery order, with duplicates and restarts, gives the same content hash', { timeout: 600_000 }, async (t) => {
+test('state rules: any delivery order, with duplicates and restarts, gives the same content hash', { timeout: 300_000 }, async (t) => {
   const dir = await scratchDir(t)
   const seed = seedFromEnv()
   const path = process.env.PROP_PATH
