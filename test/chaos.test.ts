@@ -111,6 +111,8 @@ function planFaults (seed: number, nodes: number, faultMs: number): Fault[] {
   const until: number[] = new Array(nodes).fill(0)
   const pendingHeal: Array<Fault | null> = new Array(nodes).fill(null)
   const down: boolean[] = new Array(nodes).fill(false)
+  /** A kill that keeps the database also copies it: later kills may put that copy back. */
+  const copied: boolean[] = new Array(nodes).fill(false)
   let at = 0
   for (let step = 0; step < 1000; step++) {
     at += 800 + r.int(2500)
@@ -127,7 +129,8 @@ function planFaults (seed: number, nodes: number, faultMs: number): Fault[] {
       if (heal !== null) plan.splice(plan.indexOf(heal), 1)
       const downFor = 500 + r.int(3000)
       const fate = r.next()
-      const db: DbFate = fate < 0.2 ? 'restore-backup' : fate < 0.3 ? 'delete' : 'keep'
+      const db: DbFate = fate < 0.15 ? 'delete' : fate < 0.45 && copied[node] ? 'restore-backup' : 'keep'
+      if (db === 'keep') copied[node] = true
       plan.push({ at, node, action: 'kill', db }, { at: at + downFor, node, action: 'restart' })
       down[node] = true
       pendingHeal[node] = null
@@ -410,7 +413,6 @@ const DB_FILES = ['crosscast.db', 'crosscast.db-wal', 'crosscast.db-shm']
  */
 function handleDatabase (node: Node, fate: DbFate): DbFate {
   const backup = join(node.storage, '..', `${node.name}.db-copy`)
-  if (fate === 'restore-backup' && !existsSync(backup)) fate = 'keep'
   if (fate === 'keep') {
     mkdirSync(backup, { recursive: true })
     for (const file of DB_FILES) {
