@@ -256,9 +256,9 @@ async function runChaos (t: Assert, topology: Topology, dir: string, faultMs: nu
         node.peer = null
         if (was === 'offline') topology.forget(node)
         kills++
-        const fate = handleDatabase(node, db)
-        dbFates[fate]++
-        log(`SIGKILL ${node.name} (was ${was}); database ${fate === 'keep' ? 'kept (and copied)' : fate === 'delete' ? 'deleted' : 'restored from an earlier copy'}`)
+        handleDatabase(node, db)
+        dbFates[db]++
+        log(`SIGKILL ${node.name} (was ${was}); database ${db === 'keep' ? 'kept (and copied)' : db === 'delete' ? 'deleted' : 'restored from an earlier copy'}`)
         return
       }
       case 'restart':
@@ -411,7 +411,7 @@ const DB_FILES = ['crosscast.db', 'crosscast.db-wal', 'crosscast.db-shm']
  * The node's process is dead, so its database files are consistent (SQLite
  * recovers the WAL on open): copy them, or put an earlier copy back, or delete them.
  */
-function handleDatabase (node: Node, fate: DbFate): DbFate {
+function handleDatabase (node: Node, fate: DbFate): void {
   const backup = join(node.storage, '..', `${node.name}.db-copy`)
   if (fate === 'keep') {
     mkdirSync(backup, { recursive: true })
@@ -419,13 +419,12 @@ function handleDatabase (node: Node, fate: DbFate): DbFate {
       rmSync(join(backup, file), { force: true })
       if (existsSync(join(node.storage, file))) copyFileSync(join(node.storage, file), join(backup, file))
     }
-    return fate
+    return
   }
   for (const file of DB_FILES) {
     rmSync(join(node.storage, file), { force: true })
     if (fate === 'restore-backup' && existsSync(join(backup, file))) copyFileSync(join(backup, file), join(node.storage, file))
   }
-  return fate
 }
 
 function describeLag (nodes: Node[], final: Array<NodeState | null>, reachedAt: Map<string, number>): string {
