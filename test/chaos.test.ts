@@ -210,15 +210,19 @@ async function runChaos (t: Assert, topology: Topology, dir: string, faultMs: nu
     }
   })()
 
-  /** What every connected node has projected right now, per writer. */
-  const connectedHoldings = async (except: Node): Promise<Map<string, number>> => {
+  /** What every connected node has projected right now, per writer, and who they were (with their epochs). */
+  const connectedHoldings = async (except: Node): Promise<{ target: Map<string, number>, holders: Array<[Node, number]> }> => {
     const target = new Map<string, number>()
+    const holders: Array<[Node, number]> = []
     for (const other of nodes) {
       if (other === except || other.mode !== 'up') continue
+      const epoch = other.epoch
       const s = await state(other)
-      for (const w of s?.writers ?? []) target.set(w.key, Math.max(target.get(w.key) ?? 0, w.indexed))
+      if (s === null) continue
+      holders.push([other, epoch])
+      for (const w of s.writers ?? []) target.set(w.key, Math.max(target.get(w.key) ?? 0, w.indexed))
     }
-    return target
+    return { target, holders }
   }
 
   /** After a heal or restart: how long until the node holds what the connected nodes held at that moment. */
@@ -226,7 +230,7 @@ async function runChaos (t: Assert, topology: Topology, dir: string, faultMs: nu
     const epoch = node.epoch
     const healedAt = Date.now()
     background.push((async () => {
-      const target = await connectedHoldings(node)
+      const { target, holders } = await connectedHoldings(node)
       for (let i = 0; i < 10_000; i++) {
         if (node.epoch !== epoch) return // killed or partitioned again: this heal is void
         const s = await state(node)
@@ -236,6 +240,13 @@ async function runChaos (t: Assert, topology: Topology, dir: string, faultMs: nu
           return
         }
         if (Date.now() - healedAt > CATCHUP_BOUND_MS) {
+          // A holder killed or cut off meanwhile may have been the only one with
+          // what is missing: no verdict here (the final convergence still checks).
+          const gone = holders.filter(([holder, e]) => holder.epoch !== e).map(([holder]) => holder.name)
+          if (gone.length > 0) {
+            log(`${node.name}: catch-up after its ${kind} inconclusive (${gone.join(', ')} went down or offline meanwhile)`)
+            return
+          }
           const behind = [...target].filter(([key, n]) => (have.get(key) ?? 0) < n).map(([key, n]) => `${key.slice(0, 8)} ${have.get(key) ?? 'unknown'}/${n}`)
           catchUps.push({ node: node.name, kind, ms: null, note: `behind on ${behind.join(', ')}` })
           log(`STALL: ${node.name} did not catch up within ${CATCHUP_BOUND_MS} ms of its ${kind}: ${behind.join(', ')}`)
