@@ -27,7 +27,7 @@ import BetterSqlite3 from 'better-sqlite3'
 import { createTestnet } from './helpers/testnet.ts'
 import { spawnPeer, type ChildPeer } from './helpers/child-peer.ts'
 import { createLan, inNamespace, requireNetns } from './helpers/netns.ts'
-import { rng } from './helpers/fuzz.ts'
+import fc from 'fast-check'
 import type { CrosscastOptions } from '../lib/index.ts'
 import { REPLICATED_TABLES } from '../lib/projection/schema.ts'
 
@@ -106,7 +106,15 @@ const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(r
  * connected), a node already down is left alone.
  */
 function planFaults (seed: number, nodes: number, faultMs: number): Fault[] {
-  const r = rng(seed)
+  // Uniform draws (fast-check's default leans toward the ends of each range).
+  const steps = fc.sample(fc.noBias(fc.array(fc.record({
+    gap: fc.integer({ min: 800, max: 3300 }),
+    node: fc.nat(nodes - 1),
+    percent: fc.nat(99),
+    downFor: fc.integer({ min: 500, max: 3500 }),
+    dbPercent: fc.nat(99),
+    offFor: fc.integer({ min: 2000, max: 8000 })
+  }), { minLength: 1000, maxLength: 1000 })), { seed, numRuns: 1 })[0]
   const plan: Fault[] = []
   const until: number[] = new Array(nodes).fill(0)
   const pendingHeal: Array<Fault | null> = new Array(nodes).fill(null)
@@ -114,29 +122,24 @@ function planFaults (seed: number, nodes: number, faultMs: number): Fault[] {
   /** A kill that keeps the database also copies it: later kills may put that copy back. */
   const copied: boolean[] = new Array(nodes).fill(false)
   let at = 0
-  for (let step = 0; step < 1000; step++) {
-    at += 800 + r.int(2500)
+  for (const { gap, node, percent, downFor, dbPercent, offFor } of steps) {
+    at += gap
     if (at >= faultMs) break
-    const node = r.int(nodes)
-    const roll = r.next()
     if (until[node] <= at) {
       down[node] = false
       pendingHeal[node] = null
     }
     if (down[node]) continue
     const heal = pendingHeal[node]
-    if (roll < 0.45) {
+    if (percent < 45) {
       if (heal !== null) plan.splice(plan.indexOf(heal), 1)
-      const downFor = 500 + r.int(3000)
-      const fate = r.next()
-      const db: DbFate = fate < 0.15 ? 'delete' : fate < 0.45 && copied[node] ? 'restore-backup' : 'keep'
+      const db: DbFate = dbPercent < 15 ? 'delete' : dbPercent < 45 && copied[node] ? 'restore-backup' : 'keep'
       if (db === 'keep') copied[node] = true
       plan.push({ at, node, action: 'kill', db }, { at: at + downFor, node, action: 'restart' })
       down[node] = true
       pendingHeal[node] = null
       until[node] = at + downFor
     } else if (heal === null) {
-      const offFor = 2000 + r.int(6000)
       const healing: Fault = { at: at + offFor, node, action: 'heal' }
       plan.push({ at, node, action: 'partition' }, healing)
       pendingHeal[node] = healing
@@ -170,7 +173,7 @@ async function runChaos (t: Assert, topology: Topology, dir: string, faultMs: nu
   const start = async (node: Node): Promise<void> => {
     node.incarnation++
     const seed = (SEED + node.incarnation * 7919 + node.index) >>> 0
-    const clockSkewMs = rng(seed).int(2 * MAX_CLOCK_SKEW_MS + 1) - MAX_CLOCK_SKEW_MS
+    const clockSkewMs = fc.sample(fc.noBias(fc.integer({ min: -MAX_CLOCK_SKEW_MS, max: MAX_CLOCK_SKEW_MS })), { seed, numRuns: 1 })[0]
     const args = { ackFile: node.ackFile, seed, writeEveryMs: WRITE_EVERY_MS, writers: WRITERS, clockSkewMs, sharedFeatures: SHARED_FEATURES, sharedTracks: SHARED_TRACKS }
     node.peer = await spawnPeer(t, topology.options(node), CALL_MS, { script: CHAOS_NODE, args: [JSON.stringify(args)], prefix: topology.prefix(node) })
     node.writerKey = node.peer.writerKey
