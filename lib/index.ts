@@ -1,7 +1,7 @@
 // crosscast: local-first, peer-to-peer sync of work items between agent sessions.
 // The gateway is NOT loaded from here: import it from 'crosscast/gateway'.
 
-export { Crosscast, CrosscastSession, type NodeStatus, type WriterStatus, type ListEventsQuery } from './sdk/crosscast.ts'
+export { Crosscast, CrosscastSession, type NodeStatus, type WriterStatus, type ListEventsQuery, type CursorOptions, type ResetInfo } from './sdk/crosscast.ts'
 export type { CrosscastOptions, BootstrapNode } from './sdk/options.ts'
 export { Feature, FeatureBuilder, FeatureCollection, Track, TrackBuilder, TrackCollection, Spike, SpikeBuilder, SpikeCollection } from './sdk/resources.ts'
 export type { FeatureRecord, TrackRecord, SpikeRecord, LinkRecord, CommentRecord, ConflictRecord } from './sdk/state.ts'

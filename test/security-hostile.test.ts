@@ -54,7 +54,8 @@ async function room (t: Assert): Promise<{ a: Crosscast, c: Crosscast, h: Hostil
 
 test('bad blocks: each is skipped, counted and logged; valid blocks after them are projected; the honest writer keeps flowing', { timeout: 60_000 }, async (t) => {
   const { a, c, h, logA } = await room(t)
-  const bad = badBlocks(h.sessionId)
+  // Blocks a newer version may understand hold their writer instead (test/upgrade-hold.test.ts).
+  const bad = badBlocks(h.sessionId).filter(b => b.held !== true)
   const honest = keepWriting(c)
   await until(() => eventsOf(a, c.writerKey).length >= 2, 20_000, 'honest events to flow before the attack')
   await h.append([validBlock(h.sessionId, 'h0'), ...bad.map(b => b.block), validBlock(h.sessionId, 'h1')])

@@ -8,7 +8,8 @@ import { EVENT_TYPES, type BroadcastEvent, type EventType } from '../events/type
 import { validateEventType, validateId } from '../events/validate.ts'
 import { registerBootstrap } from './bootstrap.ts'
 import { EventReader } from '../projection/queries.ts'
-import { WriterFile } from '../sdk/writers.ts'
+import { readKnownWriters } from '../sdk/writer-store.ts'
+import { silentLogger } from '../logger.ts'
 import BetterSqlite3 from 'better-sqlite3'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
@@ -26,7 +27,7 @@ program
  * storage does not add a log to it.
  */
 async function openOffline (storage: string): Promise<Crosscast> {
-  const existing = (await new WriterFile(storage).read()).find(w => w.local)
+  const existing = existsSync(storage) ? (await readKnownWriters(storage, silentLogger)).find(w => w.local) : undefined
   return await Crosscast.open({ storage, sessionId: existing?.sessionId ?? 'cli', agent: existing?.agentId ?? 'cli', swarm: false, lan: false })
 }
 

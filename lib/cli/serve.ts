@@ -5,7 +5,7 @@ import { Command, Option } from 'commander'
 import pino from 'pino'
 import { Crosscast } from '../index.ts'
 import { CrosscastError } from '../errors.ts'
-import { createGateway, checkBindSecurity, DEFAULT_HOST, DEFAULT_PORT } from '../gateway/index.ts'
+import { createGateway, checkBindSecurity, DEFAULT_HOST, DEFAULT_PORT, DEFAULT_MAX_SESSIONS } from '../gateway/index.ts'
 
 interface ServeFlags {
   port: string
@@ -18,6 +18,7 @@ interface ServeFlags {
   lan: boolean
   token?: string
   cors?: boolean
+  maxSessions: string
   logLevel: string
 }
 
@@ -29,6 +30,12 @@ function parsePort (value: string): number {
     throw new CrosscastError('INVALID_OPTION', `--port must be an integer from 0 to 65535, got ${value}`, { field: '--port' })
   }
   return port
+}
+
+function parseMaxSessions (value: string): number {
+  const n = Number(value)
+  if (!Number.isInteger(n) || n < 1) throw new CrosscastError('INVALID_OPTION', `--max-sessions must be a positive integer, got ${value}`, { field: '--max-sessions' })
+  return n
 }
 
 function makeLogger (level: string): pino.Logger {
@@ -57,7 +64,7 @@ export async function serve (flags: ServeFlags): Promise<void> {
   })
   let gateway: Awaited<ReturnType<typeof createGateway>>
   try {
-    gateway = await createGateway(cc, { host: flags.host, port, token, cors: flags.cors === true, logger: logger.child({ component: 'gateway' }) })
+    gateway = await createGateway(cc, { host: flags.host, port, token, cors: flags.cors === true, maxSessions: parseMaxSessions(flags.maxSessions), logger: logger.child({ component: 'gateway' }) })
   } catch (err) {
     await cc.close()
     throw err
@@ -103,6 +110,7 @@ export function registerServe (program: Command): void {
     .option('--no-lan', 'do not discover peers on the local network (mDNS)')
     .option('--token <token>', 'require Authorization: Bearer <token> on every request (env CROSSCAST_TOKEN)')
     .option('--cors', 'allow cross-origin browser requests')
+    .option('--max-sessions <n>', 'most session logs (X-Session-IDs that write) hosted at once; past it writes get 429 LIMIT_REACHED', String(DEFAULT_MAX_SESSIONS))
     .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS).default('info'))
     .action(async (flags: ServeFlags) => { await serve(flags) })
 }

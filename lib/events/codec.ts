@@ -90,8 +90,29 @@ export function encodeBlock (sessionId: string, events: WireEvent[]): Buffer {
   return state.buffer as Buffer
 }
 
+/** No node accepts a payload above this, whatever its configuration: past it a block is malformed, not merely over a cap. */
+export const HARD_MAX_PAYLOAD_BYTES = 16 * 1024 * 1024
+
 function fail (reason: string, cause?: unknown): never {
   throw new CrosscastError('DECODE_FAILED', `invalid block: ${reason}`, cause === undefined ? {} : { cause })
+}
+
+const NOT_UNDERSTOOD = new WeakSet<Error>()
+
+/**
+ * A block that may be valid for a newer version or another configuration (an
+ * unknown event type, a payload over this node's cap): the reader must hold
+ * its writer there rather than skip it, and retry after an upgrade.
+ */
+function notUnderstood (reason: string, cause?: unknown): never {
+  const err = new CrosscastError('DECODE_FAILED', `not understood by this node: ${reason}`, cause === undefined ? {} : { cause })
+  NOT_UNDERSTOOD.add(err)
+  throw err
+}
+
+/** True for a decode failure that an upgrade or a larger cap may cure (see notUnderstood). */
+export function isNotUnderstood (err: unknown): boolean {
+  return err instanceof Error && NOT_UNDERSTOOD.has(err)
 }
 
 /**
@@ -102,26 +123,37 @@ export function decodeBlock (block: Uint8Array, maxPayloadBytes = DEFAULT_MAX_PA
   const state = c.state(0, block.byteLength, block)
   try {
     const version = c.uint8.decode(state)
+    if (version > BLOCK_VERSION) notUnderstood(`block version ${version} is newer than this crosscast reads (${BLOCK_VERSION}); upgrade`)
     if (version !== BLOCK_VERSION) fail(`unknown version ${version} (this crosscast reads version ${BLOCK_VERSION})`)
     const sessionId = validateLabel(c.string.decode(state), 'session_id')
     const count = c.uint.decode(state)
     if (count < 1 || count > MAX_EVENTS_PER_BLOCK) fail(`event count ${count} outside 1..${MAX_EVENTS_PER_BLOCK}`)
     const events: WireEvent[] = new Array(count)
+    // Not understood only if the block is otherwise well formed: random bytes must not pass for a newer version.
+    let unknown: string | null = null
     for (let i = 0; i < count; i++) {
       const type = c.uint8.decode(state)
       const flags = c.uint8.decode(state)
       const prefix = c.uint8.decode(state)
       const suffix = c.uint32.decode(state)
-      if (type >= EVENT_TYPES.length) fail(`unknown event type ${type}`)
-      if ((flags & ~KNOWN_FLAGS) !== 0) fail(`unknown flags ${flags}`)
-      if (prefix >= ID_PREFIXES.length) fail(`unknown id prefix ${prefix}`)
       const agent = validateLabel(c.string.decode(state), 'agent_id')
       const hlc = c.uint.decode(state)
       if (!Number.isSafeInteger(hlc)) fail('clock out of range')
       const parent = (flags & FLAG_PARENT) !== 0 ? Buffer.from(parentEncoding.decode(state)).toString('hex') : null
       const raw = c.buffer.decode(state)
       if (raw === null) fail('missing payload')
-      if (raw.byteLength > maxPayloadBytes) fail(`payload of ${raw.byteLength} bytes over the cap of ${maxPayloadBytes}`)
+      if (raw.byteLength > HARD_MAX_PAYLOAD_BYTES) fail(`payload of ${raw.byteLength} bytes over the largest any node accepts (${HARD_MAX_PAYLOAD_BYTES})`)
+      const reason = type >= EVENT_TYPES.length
+        ? `event type ${type} is unknown to this version; upgrade`
+        : (flags & ~KNOWN_FLAGS) !== 0
+            ? `event flags ${flags} are unknown to this version; upgrade`
+            : prefix >= ID_PREFIXES.length
+              ? `id prefix ${prefix} is unknown to this version; upgrade`
+              : raw.byteLength > maxPayloadBytes ? `payload of ${raw.byteLength} bytes over this node's cap of ${maxPayloadBytes} (maxPayloadBytes)` : null
+      if (reason !== null) {
+        unknown ??= reason
+        continue
+      }
       const json = (flags & FLAG_COMPRESSED) !== 0 ? inflate(raw, maxPayloadBytes) : raw
       const eventType: EventType = EVENT_TYPES[type]
       const resourceId = `${ID_PREFIXES[prefix]}-${suffix.toString(16).padStart(8, '0')}`
@@ -135,9 +167,11 @@ export function decodeBlock (block: Uint8Array, maxPayloadBytes = DEFAULT_MAX_PA
       events[i] = { event_type: eventType, resource_id: resourceId, agent_id: agent, hlc, parent, payload }
     }
     if (state.start !== state.end) fail(`${state.end - state.start} trailing bytes`)
+    if (unknown !== null) notUnderstood(unknown)
     return { sessionId, events }
   } catch (err) {
     if (err instanceof CrosscastError && err.code === 'DECODE_FAILED') throw err
+    if (err instanceof CrosscastError && err.code === 'PAYLOAD_TOO_LARGE') notUnderstood(`${err.message} (maxPayloadBytes)`, err)
     if (err instanceof CrosscastError) fail(err.message, err)
     fail((err as Error).message, err)
   }
@@ -147,6 +181,7 @@ function inflate (raw: Uint8Array, maxBytes: number): Buffer {
   try {
     return inflateRawSync(raw, { maxOutputLength: maxBytes })
   } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE' && maxBytes < HARD_MAX_PAYLOAD_BYTES) notUnderstood(`compressed payload inflates past this node's cap of ${maxBytes} (maxPayloadBytes)`, err)
     fail('compressed payload is corrupt or inflates past the cap', err)
   }
 }

@@ -3,14 +3,22 @@
 // The counter wraps into the next millisecond, so a burst never stalls.
 
 const COUNTER_SPAN = 1000
-/** A remote clock further ahead than this is not adopted: a peer cannot drag ours into the future. */
-export const MAX_CLOCK_SKEW_MS = 60_000
+
+/**
+ * The one clock window. A clock (a peer's, or one stored on disk) at most this
+ * far ahead of our wall clock is adopted; a block stamped further ahead is held
+ * until the wall clock catches up. Because both use the same bound, every block
+ * a node accepts is one its clock has moved past, so no accepted write can beat
+ * a later write made here.
+ */
+export const MAX_CLOCK_SKEW_MS = 5 * 60_000
 
 export class HybridLogicalClock {
   private last = 0
   private readonly wallClock: () => number
 
-  constructor (wallClock: () => number = Date.now) {
+  // Read through Date.now at each call (not a captured reference), so the clock follows the process's wall clock as it is now.
+  constructor (wallClock: () => number = () => Date.now()) {
     this.wallClock = wallClock
   }
 
@@ -21,10 +29,15 @@ export class HybridLogicalClock {
     return this.last
   }
 
-  /** Moves the clock past a timestamp seen on a peer's event, within the skew bound. */
+  /** Moves the clock past a timestamp seen on an event (a peer's, or one stored before a restart), within the window. */
   observe (remote: number): void {
-    if (remote > this.last && remote <= (this.wallClock() + MAX_CLOCK_SKEW_MS) * COUNTER_SPAN) this.last = remote
+    if (remote > this.last && !isTooFarAhead(remote, this.wallClock())) this.last = remote
   }
+}
+
+/** True when `hlc` is further ahead of `wallMs` than the clock window allows. */
+export function isTooFarAhead (hlc: number, wallMs: number = Date.now()): boolean {
+  return hlc > (wallMs + MAX_CLOCK_SKEW_MS) * COUNTER_SPAN
 }
 
 export function hlcToMillis (hlc: number): number {

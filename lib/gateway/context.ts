@@ -8,10 +8,15 @@ import { validateLabel, validateDraft } from '../events/validate.ts'
 import type { BroadcastHub } from './ws-hub.ts'
 import type { GatewayCounters } from './metrics.ts'
 import type { Logger } from './logger.ts'
+import type { GatewaySessions } from './sessions.ts'
+
+/** Sessions remembered for the active-sessions metric. */
+const WRITE_SESSIONS_MEMORY = 10_000
 
 export interface GatewayContext {
   cc: Crosscast
   hub: BroadcastHub
+  sessions: GatewaySessions
   counters: GatewayCounters
   logger: Logger
 }
@@ -47,10 +52,12 @@ export function writerOf (req: FastifyRequest): Writer {
 export async function writeAs (ctx: GatewayContext, writer: Writer, drafts: EventDraft[]): Promise<BroadcastEvent[]> {
   // Checked before the session is opened: a refused request must not leave a new session log behind.
   for (const d of drafts) validateDraft({ ...d, agent_id: writer.agent }, ctx.cc.maxPayloadBytes)
-  const session = await ctx.cc.session({ sessionId: writer.sessionId, agent: writer.agent })
-  const events = await session.append(drafts.map(d => ({ ...d, agent_id: writer.agent })), { agent: writer.agent })
+  const events = await ctx.sessions.with(writer.sessionId, writer.agent, async (session) => await session.append(drafts.map(d => ({ ...d, agent_id: writer.agent })), { agent: writer.agent }))
   ctx.counters.restWrites++
+  // Most recent last, so the map stays bounded even when no one reads the metrics that prune it.
+  ctx.counters.writeSessions.delete(writer.sessionId)
   ctx.counters.writeSessions.set(writer.sessionId, Date.now())
+  if (ctx.counters.writeSessions.size > WRITE_SESSIONS_MEMORY) ctx.counters.writeSessions.delete(ctx.counters.writeSessions.keys().next().value as string)
   return events
 }
 

@@ -9,7 +9,7 @@ import websocket from '@fastify/websocket'
 import type { Crosscast } from '../index.ts'
 import { CrosscastError } from '../errors.ts'
 import { toHttpError, notFoundRoute } from './errors.ts'
-import { BroadcastHub, parseSince } from './ws-hub.ts'
+import { BroadcastHub, parseSince, parseEpoch } from './ws-hub.ts'
 import { registerWriteRoutes } from './routes-write.ts'
 import { registerReadRoutes } from './routes-read.ts'
 import { registerStatic } from './static.ts'
@@ -17,6 +17,7 @@ import { openApiDocument, type RouteDoc } from './openapi.ts'
 import { typeboxValidatorCompiler } from './validation.ts'
 import { silentLogger, toFastifyLogger, redactUrl, type Logger } from './logger.ts'
 import type { GatewayContext } from './context.ts'
+import { GatewaySessions, DEFAULT_MAX_SESSIONS, DEFAULT_SESSION_IDLE_MS } from './sessions.ts'
 import type { GatewayCounters } from './metrics.ts'
 import { validateLabel } from '../events/validate.ts'
 
@@ -28,6 +29,7 @@ export const DEFAULT_HOST = '127.0.0.1'
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 export const DEFAULT_WS_MAX_LAG = 4 * 1024 * 1024
 export const DEFAULT_HEARTBEAT_MS = 30_000
+export { DEFAULT_MAX_SESSIONS, DEFAULT_SESSION_IDLE_MS } from './sessions.ts'
 const MAX_WS_FRAME_BYTES = 64 * 1024
 
 export interface GatewayOptions {
@@ -43,6 +45,10 @@ export interface GatewayOptions {
   wsMaxLag?: number
   /** Interval of WebSocket pings; a client that misses one whole interval is dropped. 0 disables. */
   heartbeatMs?: number
+  /** Most session logs (X-Session-IDs that write) hosted at once; a write from one more gets 429 LIMIT_REACHED. */
+  maxSessions?: number
+  /** A hosted session log with no write for this long is closed (it reopens on its next write). 0 keeps them open. */
+  sessionIdleMs?: number
 }
 
 export interface Gateway {
@@ -71,7 +77,10 @@ function checkOptions (opts: GatewayOptions): void {
   if (opts.token !== undefined && (typeof opts.token !== 'string' || !/^[\x21-\x7e]{1,512}$/.test(opts.token))) {
     throw new CrosscastError('INVALID_OPTION', 'token must be 1 to 512 printable ASCII characters without spaces', { field: 'token' })
   }
-  for (const key of ['maxBodyBytes', 'wsMaxLag', 'heartbeatMs'] as const) {
+  if (opts.maxSessions !== undefined && (!Number.isInteger(opts.maxSessions) || opts.maxSessions < 1)) {
+    throw new CrosscastError('INVALID_OPTION', `maxSessions must be a positive integer, got ${String(opts.maxSessions)}`, { field: 'maxSessions' })
+  }
+  for (const key of ['maxBodyBytes', 'wsMaxLag', 'heartbeatMs', 'sessionIdleMs'] as const) {
     const v = opts[key]
     if (v !== undefined && (!Number.isInteger(v) || v < 0)) throw new CrosscastError('INVALID_OPTION', `${key} must be a non-negative integer`, { field: key })
   }
@@ -126,7 +135,8 @@ export async function createGateway (cc: Crosscast, opts: GatewayOptions = {}): 
     heartbeatMs: opts.heartbeatMs ?? DEFAULT_HEARTBEAT_MS,
     logger
   })
-  const ctx: GatewayContext = { cc, hub, counters, logger }
+  const sessions = new GatewaySessions(cc, { maxSessions: opts.maxSessions ?? DEFAULT_MAX_SESSIONS, idleMs: opts.sessionIdleMs ?? DEFAULT_SESSION_IDLE_MS, logger })
+  const ctx: GatewayContext = { cc, hub, sessions, counters, logger }
 
   app.setValidatorCompiler(typeboxValidatorCompiler)
   // Without a text/plain parser a cross-site "simple" POST cannot reach a route: 415.
@@ -220,17 +230,18 @@ export async function createGateway (cc: Crosscast, opts: GatewayOptions = {}): 
             return sendError(reply, new CrosscastError('UNAUTHORIZED', `WebSocket from origin ${origin} refused: start the gateway with cors to allow other origins`), 403)
           }
         }
-        const q = req.query as { since?: unknown, session_id?: unknown }
+        const q = req.query as { since?: unknown, session_id?: unknown, epoch?: unknown }
         parseSince(q.since)
+        parseEpoch(q.epoch)
         if (q.session_id !== undefined) validateLabel(q.session_id, 'session_id')
         // The header is the non-browser way to name the session; repeated copies arrive joined by ", ".
         else if (req.headers['x-session-id'] !== undefined) validateLabel(req.headers['x-session-id'], 'X-Session-ID')
       }
     }, (socket, req) => {
-      const q = req.query as { since?: string, session_id?: string }
+      const q = req.query as { since?: string, session_id?: string, epoch?: string }
       const sessionHeader = req.headers['x-session-id']
       const sessionId = typeof q.session_id === 'string' ? q.session_id : typeof sessionHeader === 'string' ? sessionHeader : null
-      hub.attach(socket, { sessionId, since: parseSince(q.since) })
+      hub.attach(socket, { sessionId, since: parseSince(q.since), epoch: parseEpoch(q.epoch) })
     })
   })
 
@@ -254,6 +265,7 @@ export async function createGateway (cc: Crosscast, opts: GatewayOptions = {}): 
     close: async () => {
       closing ??= (async () => {
         hub.close()
+        sessions.close()
         await app.close()
       })()
       return await closing

@@ -150,7 +150,9 @@ export const EventsQuery = Type.Object({
 
 export const EventsResponse = Type.Object({
   events: Type.Array(EventJson),
-  next_cursor: Type.Union([Type.Integer(), Type.Null()])
+  next_cursor: Type.Union([Type.Integer(), Type.Null()]),
+  /** The database's identity: cursors from another epoch mean nothing here (it was rebuilt). */
+  epoch: Type.String()
 })
 
 export const StaticParams = Type.Object({

@@ -57,6 +57,8 @@ export interface HubStats {
 interface SubscribeRequest {
   filter: SubscriptionFilter
   since: number | undefined
+  /** The epoch `since` was read in; from another one the client gets a `reset` frame and replay from 0. */
+  epoch?: string | undefined
 }
 
 function strings (value: unknown, field: string): string[] {
@@ -74,6 +76,14 @@ export function parseSince (value: unknown): number | undefined {
     throw new CrosscastError('INVALID_CURSOR', 'since must be a non-negative integer cursor (the cursor of the last event you received)', { field: 'since' })
   }
   return n
+}
+
+export function parseEpoch (value: unknown): string | undefined {
+  if (value === undefined || value === null || value === '') return undefined
+  if (typeof value !== 'string' || !/^[0-9a-f]{1,64}$/.test(value)) {
+    throw new CrosscastError('INVALID_CURSOR', 'epoch must be the epoch string the cursor was read in (from a subscribed frame or GET /api/events)', { field: 'epoch' })
+  }
+  return value
 }
 
 /** The WebSocket filter uses the wire's snake_case names; the SDK's filter uses camelCase. */
@@ -126,7 +136,7 @@ export class BroadcastHub {
     }
   }
 
-  attach (socket: WebSocket, init: { sessionId: string | null, since: number | undefined }): void {
+  attach (socket: WebSocket, init: { sessionId: string | null, since: number | undefined, epoch?: string | undefined }): void {
     if (this.closed) {
       socket.close(CLOSE_GOING_AWAY, 'gateway closing')
       return
@@ -148,7 +158,7 @@ export class BroadcastHub {
     socket.on('message', (data, isBinary) => this.onMessage(client, data as Buffer, isBinary))
     socket.on('close', () => this.detach(client))
     // The seed's JavaScript client never sends "subscribe": every connection starts subscribed to everything.
-    this.subscribe(client, { filter: {}, since: init.since })
+    this.subscribe(client, { filter: {}, since: init.since, epoch: init.epoch })
   }
 
   /** How many clients were sent at least one of these events (the REST `clients_notified`). */
@@ -212,7 +222,7 @@ export class BroadcastHub {
     if (text === 'ping') return this.sendControl(client, { type: 'pong' })
     if (text === 'subscribe') {
       if (client.mode !== 'all') this.subscribe(client, { filter: {}, since: undefined })
-      return this.sendControl(client, { type: 'subscribed', client_id: client.id })
+      return this.sendControl(client, { type: 'subscribed', client_id: client.id, epoch: this.cc.epoch })
     }
     let msg: unknown
     try {
@@ -242,9 +252,9 @@ export class BroadcastHub {
       throw new CrosscastError('INVALID_FIELD', `type must be one of ${allowed.join(', ')}`, { field: 'type', allowed })
     }
     const m = msg as Record<string, unknown>
-    const request = { filter: parseFilter(m.filter), since: parseSince(m.since) }
+    const request = { filter: parseFilter(m.filter), since: parseSince(m.since), epoch: parseEpoch(m.epoch) }
     // Acknowledge first so the replayed events follow the acknowledgement on the wire.
-    this.sendControl(client, { type: 'subscribed', client_id: client.id, since: request.since ?? null })
+    this.sendControl(client, { type: 'subscribed', client_id: client.id, since: request.since ?? null, epoch: this.cc.epoch })
     this.subscribe(client, request)
   }
 
@@ -254,7 +264,13 @@ export class BroadcastHub {
     // After an unfiltered subscription the client already holds every event up to lastCursor.
     client.skipThrough = previous === 'all' && request.since !== undefined ? client.lastCursor : 0
     client.mode = isEmptyFilter(request.filter) ? 'all' : 'filtered'
-    const since = request.since
+    let since = request.since
+    if (request.epoch !== undefined && request.epoch !== this.cc.epoch) {
+      // The cursor was read before the database was rebuilt: say so, then replay the new epoch from its start.
+      this.sendControl(client, { type: 'reset', epoch: this.cc.epoch, cursor: 0 })
+      client.skipThrough = 0
+      since = 0
+    }
     if (since === undefined || since >= this.cc.lastCursor) {
       client.off = this.live(client, request.filter, since)
       return
@@ -268,7 +284,13 @@ export class BroadcastHub {
   }
 
   private live (client: Client, filter: SubscriptionFilter, since: number | undefined): () => void {
-    const options = since === undefined ? {} : { since }
+    // A rebuild under a live subscription starts a new epoch: the client is told where it stands in it.
+    const onReset = (reset: { epoch: string, cursor: number }): void => {
+      client.skipThrough = 0
+      client.lastCursor = reset.cursor
+      this.sendControl(client, { type: 'reset', epoch: reset.epoch, cursor: reset.cursor })
+    }
+    const options = since === undefined ? { onReset } : { since, onReset }
     return this.cc.subscribe(filter, (event: BroadcastEvent) => this.deliver(client, event), options)
   }
 

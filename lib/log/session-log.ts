@@ -1,7 +1,8 @@
 // A session's own append-only log with group commit. While one block is being
 // appended, every write that arrives joins the next block, so an idle session
 // pays one append per save (lowest latency) and a busy one pays one signature
-// and one replication round trip per hundreds of events.
+// and one replication round trip per hundreds of events. The log does not
+// project: its writer's feed does, as for any peer's log (see BlockSink).
 
 import type Hypercore from 'hypercore'
 import { encodeBlock } from '../events/codec.ts'
@@ -24,8 +25,18 @@ export interface SessionLogOptions {
   maxBlockBytes?: number
   /** Gives each event its clock and causal parent, and records it as the resource's latest. */
   stamp: (resourceId: string, eventId: string) => Stamp
-  /** Projects a freshly appended block; returns the events as stored. */
-  project: (seq: number, block: Buffer, events: WireEvent[]) => BroadcastEvent[]
+  /** The writer's feed: the one road from this log to the projector. */
+  sink: BlockSink
+}
+
+/** What a session log hands its blocks to (the writer's WriterFeed). */
+export interface BlockSink {
+  /** The block at `seq` is about to be appended: its events ride along as a cache hint, so the feed need not read and decode it. */
+  hint (seq: number, sessionId: string, events: WireEvent[]): void
+  /** Its append failed: drop the hint. */
+  forget (seq: number): void
+  /** Resolves once the (durable) block at `seq` is projected; never rejects. */
+  projected (seq: number): Promise<BroadcastEvent[]>
 }
 
 interface Waiter { start: number, count: number, resolve: (events: BroadcastEvent[]) => void, reject: (err: Error) => void }
@@ -102,8 +113,10 @@ export class SessionLog {
   }
 
   /**
-   * Appends blocks one after another. While block N's projection runs (CPU),
-   * block N+1 is already being appended (storage I/O), so the two overlap.
+   * Appends blocks one after another. A save resolves once its block is durable
+   * AND projected; projection runs in the feed while the next block is being
+   * appended, so CPU and storage I/O overlap. Once the append succeeded the
+   * save cannot fail any more: the feed retries a failed projection from the log.
    */
   private async flush (): Promise<void> {
     try {
@@ -118,18 +131,13 @@ export class SessionLog {
           inflight = this.startAppend()
           continue
         }
+        this.blocksWritten++
+        this.eventsWritten += current.batch.events.length
+        const waiters = current.batch.waiters
+        this.opts.sink.projected(current.batch.seq).then(projected => {
+          for (const w of waiters) w.resolve(projected.slice(w.start, w.start + w.count))
+        }, () => {})
         inflight = this.startAppend()
-        try {
-          const projected = this.opts.project(current.batch.seq, current.block, current.batch.events)
-          this.blocksWritten++
-          this.eventsWritten += current.batch.events.length
-          for (const w of current.batch.waiters) w.resolve(projected.slice(w.start, w.start + w.count))
-        } catch (err) {
-          // The block is durable; only its projection failed. The projector
-          // catches it up on the next open, so report the failure to the callers.
-          const error = new CrosscastError('INTERNAL', `projecting block ${current.batch.seq} failed: ${(err as Error).message}`, { cause: err })
-          for (const w of current.batch.waiters) w.reject(error)
-        }
       }
     } finally {
       this.flushing = false
@@ -137,19 +145,20 @@ export class SessionLog {
     }
   }
 
-  private startAppend (): { batch: Batch, block: Buffer, appended: Promise<unknown> } | null {
+  private startAppend (): { batch: Batch, appended: Promise<unknown> } | null {
     const batch = this.queue.shift()
     if (batch === undefined) return null
     if (batch === this.open) this.open = null
     try {
       const block = encodeBlock(this.sessionId, batch.events)
+      this.opts.sink.hint(batch.seq, this.sessionId, batch.events)
       const appended = this.core.append(block)
       appended.catch(() => {}) // observed by flush(); this keeps an early failure from going unhandled
-      return { batch, block, appended }
+      return { batch, appended }
     } catch (err) {
       const appended = Promise.reject(err)
       appended.catch(() => {})
-      return { batch, block: Buffer.alloc(0), appended }
+      return { batch, appended }
     }
   }
 
@@ -160,6 +169,7 @@ export class SessionLog {
   private failAll (failed: Batch, cause: Error): void {
     const batches = [failed, ...this.queue.splice(0)]
     this.open = null
+    for (const batch of batches) this.opts.sink.forget(batch.seq)
     this.nextSeq = this.core.length
     const err = cause instanceof CrosscastError
       ? cause

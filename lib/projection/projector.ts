@@ -3,37 +3,51 @@
 // are stored and delivered identically.
 
 import type { Database, Statement } from 'better-sqlite3'
-import { decodeBlock } from '../events/codec.ts'
+import { decodeBlock, isNotUnderstood } from '../events/codec.ts'
 import { eventIdOf } from '../events/ids.ts'
-import { hlcToIso } from '../events/hlc.ts'
+import { hlcToIso, isTooFarAhead, MAX_CLOCK_SKEW_MS } from '../events/hlc.ts'
+import { readEpoch } from './schema.ts'
+import { EVENT_COLUMNS, rowToEvent } from './queries.ts'
 import { resourceTypeOf } from '../events/validate.ts'
 import type { BroadcastEvent, WireEvent } from '../events/types.ts'
 import { StateRules } from './rules.ts'
 import type { Logger } from '../logger.ts'
 
-/** Blocks stamped further ahead than this are held back (see applyBlocks). */
-export const MAX_FUTURE_CLOCK_MS = 5 * 60_000
-
 export interface BlockInput {
   seq: number
   block: Uint8Array
-  /** Already-decoded events, when the caller is the writer that just encoded them. */
+  /** Already-decoded events, when the caller is the writer that just encoded them (a cache hint: checked like any block). */
   decoded?: { sessionId: string, events: WireEvent[] }
 }
 
-export interface WriterCheckpoint { key: string, sessionId: string | null, agentId: string | null, local: boolean, indexed: number, skipped: number, lastError: string | null }
+/**
+ * Why a writer's next block was not projected, for now. `clock`: stamped too far
+ * ahead, retried as the wall clock advances. `upgrade`: not understood by this
+ * version or configuration, retried when the node is opened again.
+ */
+export interface Hold { seq: number, reason: string, until: 'clock' | 'upgrade' }
+
+export interface ApplyResult {
+  /** Events stored by this call, in cursor order. */
+  added: BroadcastEvent[]
+  /** The writer's checkpoint after the call: blocks below it are projected or skipped. */
+  indexed: number
+  held: Hold | null
+}
+
+export interface WriterCheckpoint { key: string, sessionId: string | null, agentId: string | null, local: boolean, indexed: number, fork: number, skipped: number, lastError: string | null }
 
 export interface ProjectorOptions {
   logger: Logger
   maxPayloadBytes: number
   /** Called after each committed transaction with the events it added, in order. */
   onCommit: (events: BroadcastEvent[]) => void
-  /** Called for every event projected from a remote writer, to keep the clock and parents current. */
+  /** Called for every event projected, to keep the clock and parents current. */
   onObserve: (event: BroadcastEvent) => void
 }
 
 export class Projector {
-  private readonly db: Database
+  readonly db: Database
   private readonly rules: StateRules
   private readonly opts: ProjectorOptions
   private readonly insertEvent: Statement
@@ -42,8 +56,11 @@ export class Projector {
   private readonly skip: Statement
   private readonly upsertWriter: Statement
   private readonly setLastError: Statement
+  private readonly selectAt: Statement
   private nextCursor: number
   private readonly writerKeys = new Map<string, Buffer>()
+  /** The database's identity; cursors from another epoch mean nothing here. */
+  epoch: string
   /** Rows in broadcast_events, kept current so status() never scans the table. */
   eventCount: number
   /** While false, nothing is handed to subscribers (reindex replays history silently). */
@@ -56,14 +73,21 @@ export class Projector {
     this.insertEvent = db.prepare(`INSERT OR IGNORE INTO broadcast_events
       (event_id, event_type, resource_id, resource_type, agent_id, session_id, payload, timestamp, hlc, writer, seq, idx, parent, cursor)
       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-    this.checkpoint = db.prepare('UPDATE writers SET indexed = ?, session_id = coalesce(session_id, ?) WHERE key = ?')
+    this.checkpoint = db.prepare('UPDATE writers SET indexed = ?, fork = ?, session_id = coalesce(session_id, ?) WHERE key = ?')
     this.readCheckpoint = db.prepare('SELECT indexed FROM writers WHERE key = ?')
     this.setLastError = db.prepare('UPDATE writers SET last_error = ? WHERE key = ?')
+    this.selectAt = db.prepare(`SELECT ${EVENT_COLUMNS} FROM broadcast_events WHERE event_id = ?`)
     this.skip = db.prepare('UPDATE writers SET skipped = skipped + 1, last_error = ? WHERE key = ?')
     this.upsertWriter = db.prepare(`INSERT INTO writers (key, session_id, agent_id, local) VALUES (?, ?, ?, ?)
       ON CONFLICT(key) DO UPDATE SET session_id = coalesce(excluded.session_id, session_id), agent_id = coalesce(excluded.agent_id, agent_id), local = max(local, excluded.local)`)
     this.nextCursor = ((db.prepare('SELECT max(cursor) AS c FROM broadcast_events').get() as { c: number | null }).c ?? 0) + 1
     this.eventCount = (db.prepare('SELECT count(*) AS n FROM broadcast_events').get() as { n: number }).n
+    this.epoch = readEpoch(db) ?? ''
+  }
+
+  /** The largest clock stored, so a reopened node's clock never runs behind what it already wrote or saw. */
+  maxHlc (): number {
+    return (this.db.prepare('SELECT max(hlc) AS h FROM broadcast_events').get() as { h: number | null }).h ?? 0
   }
 
   get lastCursor (): number {
@@ -71,13 +95,14 @@ export class Projector {
   }
 
   /**
-   * Call after the projected tables were cleared (reindex). Cursors keep
-   * increasing: a client resuming from an old cursor then sees events again
-   * rather than missing some.
+   * Call after the projected tables were cleared (reindex), with the new epoch.
+   * Cursors keep increasing within this process, but a client must go by the
+   * epoch: after a rebuild every cursor is new.
    */
-  reset (): void {
+  reset (epoch: string): void {
     this.rules.reset()
     this.eventCount = 0
+    this.epoch = epoch
   }
 
   registerWriter (key: string, meta: { sessionId?: string | null, agentId?: string | null, local?: boolean }): void {
@@ -90,8 +115,19 @@ export class Projector {
   }
 
   writers (): WriterCheckpoint[] {
-    return (this.db.prepare('SELECT key, session_id, agent_id, local, indexed, skipped, last_error FROM writers ORDER BY key').all() as Array<Record<string, unknown>>)
-      .map(r => ({ key: r.key as string, sessionId: r.session_id as string | null, agentId: r.agent_id as string | null, local: r.local === 1, indexed: r.indexed as number, skipped: r.skipped as number, lastError: r.last_error as string | null }))
+    return (this.db.prepare('SELECT key, session_id, agent_id, local, indexed, fork, skipped, last_error FROM writers ORDER BY key').all() as Array<Record<string, unknown>>)
+      .map(r => ({ key: r.key as string, sessionId: r.session_id as string | null, agentId: r.agent_id as string | null, local: r.local === 1, indexed: r.indexed as number, fork: r.fork as number, skipped: r.skipped as number, lastError: r.last_error as string | null }))
+  }
+
+  /** The stored events of one block, in order (stops at the first index not stored). */
+  eventsAt (writer: string, seq: number): BroadcastEvent[] {
+    const key = Buffer.from(writer, 'hex')
+    const events: BroadcastEvent[] = []
+    for (let idx = 0; ; idx++) {
+      const row = this.selectAt.get(eventIdOf(key, seq, idx)) as Record<string, unknown> | undefined
+      if (row === undefined) return events
+      events.push(rowToEvent(row))
+    }
   }
 
   /** Records why a writer is no longer read (it forked, say) for status(); its projected events stay. */
@@ -101,13 +137,15 @@ export class Projector {
 
   /**
    * Projects consecutive blocks of one writer in one transaction: events, state
-   * and the writer's checkpoint commit together. Blocks at or below the
-   * checkpoint are skipped, so applying a block twice changes nothing. A block
-   * that does not decode is counted, reported and stepped over: one bad block
-   * must not stop the rest of that writer, nor anyone else.
+   * and the writer's checkpoint (with the log's fork) commit together. Blocks
+   * below the checkpoint are skipped, so applying a block twice changes
+   * nothing. A block that can never decode is counted, reported and stepped
+   * over: one bad block must not stop the rest of that writer, nor anyone else.
+   * A block that is only not understood here (newer version, over our cap), or
+   * stamped too far ahead, holds its writer at that block instead: skipping it
+   * would lose it for good and leave this node's view different from its peers'.
    */
-  applyBlocks (writer: string, blocks: BlockInput[]): BroadcastEvent[] {
-    if (blocks.length === 0) return []
+  applyBlocks (writer: string, fork: number, blocks: BlockInput[]): ApplyResult {
     let writerKey = this.writerKeys.get(writer)
     if (writerKey === undefined) {
       writerKey = Buffer.from(writer, 'hex')
@@ -115,9 +153,11 @@ export class Projector {
     }
     const added: BroadcastEvent[] = []
     const startCursor = this.nextCursor
+    let held: Hold | null = null
+    let indexed = 0
     try {
       this.db.transaction(() => {
-        let indexed = this.indexedLength(writer)
+        indexed = this.indexedLength(writer)
         let sessionId: string | null = null
         for (const input of blocks) {
           if (input.seq < indexed) continue
@@ -128,6 +168,10 @@ export class Projector {
               decoded = decodeBlock(input.block, this.opts.maxPayloadBytes)
             } catch (err) {
               const reason = `block ${input.seq}: ${(err as Error).message}`
+              if (isNotUnderstood(err)) {
+                held = { seq: input.seq, reason, until: 'upgrade' }
+                break
+              }
               this.skip.run(reason, writer)
               this.opts.logger.warn({ writer, seq: input.seq, err: (err as Error).message }, 'skipped an invalid block from a writer')
               indexed = input.seq + 1
@@ -136,15 +180,14 @@ export class Projector {
           }
           // A clock far ahead would win every last-writer-wins comparison for good:
           // hold the block (and the rest of that log) until the wall clock catches up.
-          if (input.decoded === undefined && decoded.events.some(e => e.hlc > (Date.now() + MAX_FUTURE_CLOCK_MS) * 1000)) {
-            const reason = `block ${input.seq}: clock more than ${MAX_FUTURE_CLOCK_MS / 60_000} minutes ahead; held until it is not`
-            this.markWriterError(writer, reason)
-            this.opts.logger.warn({ writer, seq: input.seq }, 'holding a block whose clock is far in the future')
+          const now = Date.now()
+          if (decoded.events.some(e => isTooFarAhead(e.hlc, now))) {
+            held = { seq: input.seq, reason: `block ${input.seq}: clock more than ${MAX_CLOCK_SKEW_MS / 60_000} minutes ahead; held until it is not`, until: 'clock' }
             break
           }
           sessionId = decoded.sessionId
           for (let idx = 0; idx < decoded.events.length; idx++) {
-            const event = this.toEvent(writerKey, writer, input.seq, idx, decoded.sessionId, decoded.events[idx])
+            const event = wireToEvent(writerKey, writer, input.seq, idx, decoded.sessionId, decoded.events[idx], this.nextCursor)
             const payload = JSON.stringify(event.payload)
             const result = this.insertEvent.run(event.event_id, event.event_type, event.resource_id, event.resource_type, event.agent_id, event.session_id, payload, event.timestamp, event.hlc, writer, input.seq, idx, event.parent, event.cursor)
             if (result.changes === 0) continue
@@ -155,7 +198,8 @@ export class Projector {
           indexed = input.seq + 1
         }
         this.rules.flush()
-        this.checkpoint.run(indexed, sessionId, writer)
+        this.checkpoint.run(indexed, fork, sessionId, writer)
+        if (held !== null) this.setLastError.run((held as Hold).reason, writer)
       })()
     } catch (err) {
       this.rules.discard()
@@ -167,25 +211,27 @@ export class Projector {
       for (const event of added) this.opts.onObserve(event)
       if (this.publishing) this.opts.onCommit(added)
     }
-    return added
+    return { added, indexed, held }
   }
+}
 
-  private toEvent (writerKey: Buffer, writer: string, seq: number, idx: number, sessionId: string, wire: WireEvent): BroadcastEvent {
-    return {
-      event_id: eventIdOf(writerKey, seq, idx),
-      event_type: wire.event_type,
-      resource_id: wire.resource_id,
-      resource_type: resourceTypeOf(wire.resource_id),
-      agent_id: wire.agent_id,
-      session_id: sessionId,
-      payload: wire.payload,
-      timestamp: hlcToIso(wire.hlc),
-      hlc: wire.hlc,
-      writer,
-      seq,
-      idx,
-      parent: wire.parent,
-      cursor: this.nextCursor
-    }
+
+/** A wire event as stored and delivered, at a given cursor. */
+export function wireToEvent (writerKey: Buffer, writer: string, seq: number, idx: number, sessionId: string, wire: WireEvent, cursor: number): BroadcastEvent {
+  return {
+    event_id: eventIdOf(writerKey, seq, idx),
+    event_type: wire.event_type,
+    resource_id: wire.resource_id,
+    resource_type: resourceTypeOf(wire.resource_id),
+    agent_id: wire.agent_id,
+    session_id: sessionId,
+    payload: wire.payload,
+    timestamp: hlcToIso(wire.hlc),
+    hlc: wire.hlc,
+    writer,
+    seq,
+    idx,
+    parent: wire.parent,
+    cursor
   }
 }

@@ -2,9 +2,10 @@
 // indexes first, then what peer-to-peer needs (clock, position, parent, cursor).
 // The database is a cache of the logs: deleting the file is always safe.
 
+import { randomBytes } from 'node:crypto'
 import type { Database } from 'better-sqlite3'
 
-export const SCHEMA_VERSION = 1
+export const SCHEMA_VERSION = 2
 
 const STATEMENTS = [
   `CREATE TABLE IF NOT EXISTS broadcast_events (
@@ -98,7 +99,8 @@ const STATEMENTS = [
     winner TEXT NOT NULL,
     PRIMARY KEY (resource_id, field, event_a, event_b)
   )`,
-  // Per-writer checkpoint: how many blocks of that log are projected.
+  // Per-writer checkpoint: how many blocks of that log are projected, and on
+  // which fork of it, so a log that went behind or forked is noticed on open.
   `CREATE TABLE IF NOT EXISTS writers (
     key TEXT PRIMARY KEY,
     session_id TEXT,
@@ -106,8 +108,16 @@ const STATEMENTS = [
     local INTEGER NOT NULL DEFAULT 0,
     indexed INTEGER NOT NULL DEFAULT 0,
     skipped INTEGER NOT NULL DEFAULT 0,
-    last_error TEXT
-  )`
+    last_error TEXT,
+    fork INTEGER NOT NULL DEFAULT 0
+  )`,
+  // The database's identity (epoch): cursors are only meaningful within one.
+  'CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)'
+]
+
+/** Columns added after version 1, for databases created by it. */
+const UPGRADES: Array<{ table: string, column: string, sql: string }> = [
+  { table: 'writers', column: 'fork', sql: 'ALTER TABLE writers ADD COLUMN fork INTEGER NOT NULL DEFAULT 0' }
 ]
 
 /** The tables whose content every peer must agree on (cursor and checkpoints are local). */
@@ -120,8 +130,25 @@ export function migrate (db: Database): void {
   }
   db.transaction(() => {
     for (const sql of STATEMENTS) db.exec(sql)
+    for (const up of UPGRADES) {
+      const columns = db.prepare(`SELECT name FROM pragma_table_info('${up.table}')`).all() as Array<{ name: string }>
+      if (!columns.some(c => c.name === up.column)) db.exec(up.sql)
+    }
+    if (readEpoch(db) === null) newEpoch(db)
     db.pragma(`user_version = ${SCHEMA_VERSION}`)
   })()
+}
+
+export function readEpoch (db: Database): string | null {
+  const row = db.prepare("SELECT value FROM meta WHERE key = 'epoch'").get() as { value: string } | undefined
+  return row?.value ?? null
+}
+
+/** A fresh identity: every cursor handed out before it belongs to another epoch. */
+export function newEpoch (db: Database): string {
+  const epoch = randomBytes(8).toString('hex')
+  db.prepare("INSERT INTO meta (key, value) VALUES ('epoch', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value").run(epoch)
+  return epoch
 }
 
 export function configure (db: Database): void {
@@ -133,10 +160,11 @@ export function configure (db: Database): void {
   db.pragma('cache_size = -16000')
 }
 
-/** Clears everything projected so the logs can be replayed from the start (reindex). */
-export function clearProjection (db: Database): void {
-  db.transaction(() => {
+/** Clears everything projected so the logs can be replayed from the start (reindex); returns the new epoch. */
+export function clearProjection (db: Database): string {
+  return db.transaction(() => {
     for (const table of REPLICATED_TABLES) db.exec(`DELETE FROM ${table}`)
-    db.exec('UPDATE writers SET indexed = 0, skipped = 0, last_error = NULL')
+    db.exec('UPDATE writers SET indexed = 0, skipped = 0, last_error = NULL, fork = 0')
+    return newEpoch(db)
   })()
 }

@@ -50,6 +50,8 @@ export interface WriterDirectory {
   listWriters (): WriterInfo[]
   /** true when the writer was new (and is now persisted and downloading); false if known or refused. */
   addWriter (info: WriterInfo): Promise<boolean>
+  /** A whole gossip message at once (persisted in one write, opened in parallel); returns the new ones. Preferred over addWriter when present. */
+  addWriters? (infos: WriterInfo[]): Promise<WriterInfo[]>
 }
 
 export interface RoomReplicatorOptions {
@@ -315,18 +317,8 @@ export class RoomReplicator<C extends RoomConnection = RoomConnection> extends E
   }
 
   async #learn (from: PeerState<C>, writers: WriterInfo[]): Promise<void> {
-    const fresh: WriterInfo[] = []
-    for (const info of writers) {
-      if (this.#closing !== null) break
-      let added = false
-      try {
-        added = await this.#directory.addWriter(info)
-      } catch (err) {
-        this.#logger.warn({ err, writer: info.key.toString('hex') }, 'addWriter failed')
-        continue
-      }
-      if (!added) continue
-      fresh.push(info)
+    const fresh = this.#directory.addWriters === undefined ? await this.#addEach(writers) : await this.#addAll(writers)
+    for (const info of fresh) {
       this.#logger.debug({ writer: info.key.toString('hex'), from: from.keyHex }, 'learnt writer')
       this.#emit('writer', info, from.keyHex ?? '')
     }
@@ -334,6 +326,30 @@ export class RoomReplicator<C extends RoomConnection = RoomConnection> extends E
     for (const peer of this.#states) {
       if (peer !== from && peer.authenticated && !peer.done) this.#sendWriters(peer, fresh)
     }
+  }
+
+  /** One gossip message in one call: the directory persists it in one write and opens the logs in parallel. */
+  async #addAll (writers: WriterInfo[]): Promise<WriterInfo[]> {
+    if (this.#closing !== null) return []
+    try {
+      return await this.#directory.addWriters?.(writers) ?? []
+    } catch (err) {
+      this.#logger.warn({ err, writers: writers.length }, 'addWriters failed')
+      return []
+    }
+  }
+
+  async #addEach (writers: WriterInfo[]): Promise<WriterInfo[]> {
+    const fresh: WriterInfo[] = []
+    for (const info of writers) {
+      if (this.#closing !== null) break
+      try {
+        if (await this.#directory.addWriter(info)) fresh.push(info)
+      } catch (err) {
+        this.#logger.warn({ err, writer: info.key.toString('hex') }, 'addWriter failed')
+      }
+    }
+    return fresh
   }
 
   #sendWriters (peer: PeerState<C>, writers: readonly WriterInfo[]): void {

@@ -1,6 +1,7 @@
 // The public facade. One Crosscast is one node: a corestore of logs (its own
-// sessions' and its peers'), one SQLite projection, one subscription hub and,
-// unless disabled, the network that finds peers and replicates every log.
+// sessions' and its peers'), owned by a writer registry that feeds each log to
+// the one projector (SQLite) and on to the subscription hub, and, unless
+// disabled, the network that finds peers and replicates every log.
 
 import { EventEmitter } from 'node:events'
 import { mkdir } from 'node:fs/promises'
@@ -13,7 +14,7 @@ import { HybridLogicalClock } from '../events/hlc.ts'
 import { validateDraft, validateLabel } from '../events/validate.ts'
 import type { BroadcastEvent, EventDraft, EventType } from '../events/types.ts'
 import { SessionLog } from '../log/session-log.ts'
-import { configure, migrate, clearProjection } from '../projection/schema.ts'
+import { configure, migrate } from '../projection/schema.ts'
 import { Projector } from '../projection/projector.ts'
 import { EventReader, EVENT_COLUMNS, rowToEvent } from '../projection/queries.ts'
 import { SubscriptionHub } from '../subscriptions/hub.ts'
@@ -22,12 +23,29 @@ import { childLogger, type Logger } from '../logger.ts'
 import { resolveOptions, type CrosscastOptions, type ResolvedOptions } from './options.ts'
 import { StateReader, type ConflictRecord } from './state.ts'
 import { FeatureCollection, TrackCollection, SpikeCollection, type Writer } from './resources.ts'
-import { WriterFile, WriterFeed, type KnownWriter } from './writers.ts'
+import { WriterRegistry, lastBlockHlc, type KnownWriter, type WriterFeed } from './writers.ts'
+import { WriterStore } from './writer-store.ts'
+import { LruMap } from './bounded.ts'
 import { NodeNetwork, type PeerStatus } from './network.ts'
 import type { Duplex } from 'node:stream'
 import type NoiseSecretStream from '@hyperswarm/secret-stream'
 
-export interface WriterStatus { key: string, sessionId: string | null, agentId: string | null, local: boolean, length: number, indexed: number, lag: number, skipped: number, lastError: string | null }
+export interface WriterStatus {
+  key: string
+  sessionId: string | null
+  agentId: string | null
+  local: boolean
+  length: number
+  indexed: number
+  lag: number
+  skipped: number
+  /** The last problem with this log: a skipped block, a read or projection failure being retried, a hold, a distrust. */
+  lastError: string | null
+  /** Set while the writer is held at a block: `clock` (stamped too far ahead, retried as time passes) or `upgrade` (not understood by this version or configuration, retried on the next open). */
+  held: { seq: number, reason: string, until: 'clock' | 'upgrade' } | null
+  /** Set when the writer forked or truncated its log: nothing past `length` is read from it, ever (persisted). */
+  distrusted: { reason: string, length: number } | null
+}
 
 export interface NodeStatus {
   sessionId: string
@@ -39,6 +57,22 @@ export interface NodeStatus {
   events: { total: number, perSecond: number }
   lag: number
   rejected: { peers: number, writers: number }
+  /** Remote logs that could not be opened; each is retried with backoff. */
+  openFailures: Array<{ key: string, error: string, attempts: number }>
+  /** The database's identity: cursors are comparable only within one epoch. */
+  epoch: string
+}
+
+/** Resources whose latest event id is kept in memory for parents; older ones are looked up. */
+const LAST_SEEN_MEMORY = 10_000
+
+export interface ResetInfo { epoch: string, cursor: number }
+export interface CursorOptions {
+  since?: number
+  /** The epoch `since` was read in; from another epoch, replay restarts at 0 after onReset. */
+  epoch?: string
+  /** Called when the given cursor belongs to another epoch, and when a reindex starts a new epoch under a live subscription. */
+  onReset?: (reset: ResetInfo) => void
 }
 
 export interface ListEventsQuery { type?: EventType, resourceId?: string, since?: number, limit?: number }
@@ -66,9 +100,6 @@ class EventRate {
 }
 const FORK_CHECK_MS = 1000
 
-/** Hypercore's per-peer replication state; not in its typings. */
-interface RemoteCoreState { remoteSynced: boolean, remoteFork: number, remoteLength: number }
-
 /** A session hosted by this node: its own log, and the work-item API writing to it. */
 export class CrosscastSession implements Writer {
   readonly sessionId: string
@@ -77,11 +108,13 @@ export class CrosscastSession implements Writer {
   readonly tracks: TrackCollection
   readonly spikes: SpikeCollection
   readonly log: SessionLog
+  readonly feed: WriterFeed
   private readonly node: Crosscast
 
-  constructor (node: Crosscast, log: SessionLog) {
+  constructor (node: Crosscast, log: SessionLog, feed: WriterFeed) {
     this.node = node
     this.log = log
+    this.feed = feed
     this.sessionId = log.sessionId
     this.agent = log.agentId
     this.features = new FeatureCollection(this)
@@ -130,11 +163,11 @@ export class Crosscast extends EventEmitter implements Writer {
   private readonly hub: SubscriptionHub
   private readonly reader: EventReader
   private readonly clock = new HybridLogicalClock()
-  private readonly lastSeen = new Map<string, string>()
+  private readonly lastSeen = new LruMap<string, string>(LAST_SEEN_MEMORY)
   private readonly latestOnResource: ReturnType<Database['prepare']>
-  private readonly writerFile: WriterFile
+  private readonly registry: WriterRegistry
   private readonly sessions = new Map<string, Promise<CrosscastSession>>()
-  private readonly feeds = new Map<string, WriterFeed>()
+  private readonly sessionsClosing = new Map<string, Promise<void>>()
   private readonly localKeys = new Set<string>()
   private readonly rate = new EventRate()
   private network: NodeNetwork | null = null
@@ -143,7 +176,7 @@ export class Crosscast extends EventEmitter implements Writer {
   private closing: Promise<void> | null = null
   private reindexing: Promise<void> | null = null
 
-  private constructor (options: ResolvedOptions, store: Corestore, db: Database) {
+  private constructor (options: ResolvedOptions, store: Corestore, db: Database, writers: WriterStore) {
     super()
     this.options = options
     this.storage = options.storage
@@ -154,7 +187,6 @@ export class Crosscast extends EventEmitter implements Writer {
     this.db = db
     this.state = new StateReader(db)
     this.reader = new EventReader(db)
-    this.writerFile = new WriterFile(options.storage)
     this.latestOnResource = db.prepare('SELECT event_id FROM broadcast_events WHERE resource_id = ? ORDER BY cursor DESC LIMIT 1')
     this.projector = new Projector(db, {
       logger: this.logger,
@@ -162,7 +194,8 @@ export class Crosscast extends EventEmitter implements Writer {
       onCommit: (events) => this.onCommit(events),
       onObserve: (event) => this.observe(event)
     })
-    this.hub = new SubscriptionHub(this.reader, () => this.projector.lastCursor, this.logger)
+    this.hub = new SubscriptionHub(this.reader, () => this.projector.lastCursor, () => this.projector.epoch, this.logger)
+    this.registry = new WriterRegistry({ store, writers, projector: this.projector, logger: this.logger, allowList: options.writers })
   }
 
   /** Opens (or creates) a node. Never waits on the network: discovery starts in the background. */
@@ -181,37 +214,56 @@ export class Crosscast extends EventEmitter implements Writer {
       throw err
     }
     let db: Database | null = null
+    let writers: WriterStore | null = null
     try {
+      writers = await WriterStore.open(options.storage, options.logger)
       db = new BetterSqlite3(join(options.storage, 'crosscast.db'))
       configure(db)
       migrate(db)
-      const node = new Crosscast(options, store, db)
+      const node = new Crosscast(options, store, db, writers)
       await node.init()
       return node
     } catch (err) {
       db?.close()
+      writers?.close()
       await store.close().catch(() => {})
       throw err
     }
   }
 
   private async init (): Promise<void> {
-    const known = await this.writerFile.read()
-    for (const writer of known) {
-      // Every log stays open: reindex replays them, and peers may fetch any of them from us.
-      if (writer.local) await this.session({ sessionId: writer.sessionId, agent: writer.agentId })
-      else await this.openRemote(writer, false)
+    this.registry.recoverFromCheckpoints()
+    // Every log stays open: a rebuild replays them, and peers may fetch any of them from us.
+    await this.registry.openKnown()
+    // Checked before anything is projected: a forked log's new blocks must not land on the old fork's state.
+    const divergence = this.registry.divergence()
+    if (divergence !== null) {
+      this.logger.warn({ reason: divergence }, 'the database is ahead of or on another fork than a log; rebuilding it from the logs (new cursor epoch)')
+      await this.rebuild()
     }
     this.defaultSession = await this.session({ sessionId: this.options.sessionId, agent: this.options.agent })
+    await this.restoreClock()
     // Catch up what earlier runs left unprojected (a crash between append and commit).
-    await Promise.all([...this.feeds.values()].map(feed => feed.drain()))
+    await this.registry.drainAll()
     // Started even with swarm and LAN off: replicate() can still carry the room over any stream.
-    {
-      this.network = new NodeNetwork(this, this.options, this.logger)
-      await this.network.start()
-      this.forkCheck = setInterval(() => this.checkForks(), FORK_CHECK_MS)
-      this.forkCheck.unref()
+    this.network = new NodeNetwork(this, this.options, this.logger)
+    await this.network.start()
+    this.forkCheck = setInterval(() => this.registry.checkForks(), FORK_CHECK_MS)
+    this.forkCheck.unref()
+  }
+
+  /**
+   * The clock resumes from the largest clock stored (in the database and in
+   * the last block of each own log, which may not have been projected), under
+   * the same window as a peer's clock: after the machine's clock stepped back,
+   * a new write still follows every write made before.
+   */
+  private async restoreClock (): Promise<void> {
+    let largest = this.projector.maxHlc()
+    for (const feed of this.registry.feeds.values()) {
+      if (feed.info.local) largest = Math.max(largest, await lastBlockHlc(feed.core))
     }
+    this.clock.observe(largest)
   }
 
   get sessionId (): string { return this.defaultSession.sessionId }
@@ -242,7 +294,9 @@ export class Crosscast extends EventEmitter implements Writer {
     }
     let pending = this.sessions.get(sessionId)
     if (pending === undefined) {
-      pending = this.openSession(sessionId, agent)
+      // A session being closed (idle) is reopened only once its log is closed.
+      const closing = this.sessionsClosing.get(sessionId)
+      pending = closing === undefined ? this.openSession(sessionId, agent) : closing.then(() => this.openSession(sessionId, agent))
       this.sessions.set(sessionId, pending)
       pending.catch(() => this.sessions.delete(sessionId))
     }
@@ -250,26 +304,44 @@ export class Crosscast extends EventEmitter implements Writer {
   }
 
   private async openSession (sessionId: string, agent: string): Promise<CrosscastSession> {
-    const core = this.store.get({ name: `crosscast/session/${sessionId}` })
-    await core.ready()
-    const key = core.key.toString('hex')
-    this.localKeys.add(key)
-    const info: KnownWriter = { key, sessionId, agentId: agent, local: true }
-    this.projector.registerWriter(key, { sessionId, agentId: agent, local: true })
-    const feed = new WriterFeed(core, info, this.projector, this.logger)
-    this.feeds.set(key, feed)
-    await feed.drain()
-    await this.persistWriters()
-    const log = new SessionLog(core, {
+    const feed = await this.registry.openLocal(sessionId, agent)
+    this.localKeys.add(feed.key)
+    const log = new SessionLog(feed.core, {
       sessionId,
       agentId: agent,
       maxBlockEvents: this.options.maxBlockEvents,
       maxBlockBytes: this.options.maxBlockBytes,
       stamp: (resourceId, eventId) => this.stamp(resourceId, eventId),
-      project: (seq, block, events) => this.projector.applyBlocks(key, [{ seq, block, decoded: { sessionId, events } }])
+      sink: feed
     })
-    this.network?.announce(info)
-    return new CrosscastSession(this, log)
+    this.network?.announce(feed.info)
+    return new CrosscastSession(this, log, feed)
+  }
+
+  /**
+   * Closes a hosted session's log (the gateway does so for idle sessions). It
+   * stays known; session() with the same id reopens it. The default session
+   * cannot be closed.
+   */
+  closeSession (sessionId: string): Promise<void> {
+    const pending = this.sessions.get(sessionId)
+    if (pending === undefined || sessionId === this.options.sessionId) return this.sessionsClosing.get(sessionId) ?? Promise.resolve()
+    this.sessions.delete(sessionId)
+    const closing = (async () => {
+      const session = await pending.catch(() => null)
+      if (session === null) return
+      await session.log.drained()
+      await session.feed.drain()
+      this.localKeys.delete(session.writerKey)
+      await this.registry.closeWriter(session.writerKey)
+    })().finally(() => this.sessionsClosing.delete(sessionId))
+    this.sessionsClosing.set(sessionId, closing)
+    return closing
+  }
+
+  /** How many sessions this node hosts right now (with open logs). */
+  get sessionCount (): number {
+    return this.sessions.size
   }
 
   /** @internal the write path shared by every session. */
@@ -305,23 +377,14 @@ export class Crosscast extends EventEmitter implements Writer {
 
   /** Every writer this node knows, for gossip. */
   listWriters (): KnownWriter[] {
-    return [...this.feeds.values()].map(feed => feed.info)
+    return this.registry.list()
   }
 
-  /** @internal a peer told us about a writer; true when it was new and is now being downloaded. */
-  async _addRemoteWriter (info: KnownWriter): Promise<boolean> {
-    if (this.closing !== null || this.feeds.has(info.key)) return false
-    if (this.options.writers !== undefined && !this.options.writers.includes(info.key)) {
-      this.logger.warn({ writer: info.key, session: info.sessionId }, 'ignored a writer that is not on the allow-list')
-      this.rejectedWriters.add(info.key)
-      return false
-    }
-    await this.openRemote({ ...info, local: false }, true)
-    return true
+  /** @internal peers told us about writers (one gossip message); returns the new ones, now persisted and downloading. */
+  async _addRemoteWriters (infos: KnownWriter[]): Promise<KnownWriter[]> {
+    if (this.closing !== null) return []
+    return await this.registry.addRemote(infos)
   }
-
-  /** @internal */
-  readonly rejectedWriters = new Set<string>()
 
   /**
    * Replicates this node's room over any duplex stream (a pipe, an SSH tunnel,
@@ -341,53 +404,31 @@ export class Crosscast extends EventEmitter implements Writer {
     return this.store
   }
 
-  private async openRemote (info: KnownWriter, persist: boolean): Promise<void> {
-    if (this.options.writers !== undefined && !this.options.writers.includes(info.key)) return
-    const core = this.store.get({ key: Buffer.from(info.key, 'hex'), allowFork: false })
-    const feed = new WriterFeed(core, info, this.projector, this.logger)
-    this.feeds.set(info.key, feed)
-    await core.ready()
-    this.projector.registerWriter(info.key, { sessionId: info.sessionId, agentId: info.agentId, local: false })
-    core.on('append', () => { feed.drain().catch(err => this.logger.error({ err }, 'projecting a writer failed')) })
-    core.on('download', () => { if (core.contiguousLength > this.projector.indexedLength(info.key)) feed.drain().catch(() => {}) })
-    core.on('truncate', (length: number, fork: number) => feed.distrust(`log truncated to ${length} blocks (fork ${fork})`))
-    // Two signed versions of one length: hypercore closes the core itself.
-    core.on('conflict', (length: number, fork: number) => feed.distrust(`two signed versions of the log at length ${length} (fork ${fork})`))
-    core.download({ start: 0, end: -1 })
-    if (persist) await this.persistWriters()
-    feed.drain().catch(err => this.logger.error({ err }, 'projecting a writer failed'))
-  }
-
-  /**
-   * With allowFork: false hypercore silently ignores a peer that is on a newer
-   * fork of a log (its writer truncated and rewrote it): only the peers' sync
-   * state shows it, so it is polled.
-   */
-  private checkForks (): void {
-    for (const feed of this.feeds.values()) {
-      if (feed.info.local || feed.stopped || feed.core.closed) continue
-      for (const peer of feed.core.peers as unknown as RemoteCoreState[]) {
-        if (peer.remoteSynced === true && peer.remoteLength > 0 && peer.remoteFork !== feed.core.fork) {
-          feed.distrust(`a peer holds fork ${peer.remoteFork} of the log (length ${peer.remoteLength}) where this node holds fork ${feed.core.fork} (length ${feed.core.length})`)
-          break
-        }
-      }
-    }
-  }
-
-  private async persistWriters (): Promise<void> {
-    await this.writerFile.save(this.listWriters())
+  /** @internal every open feed, by writer key (tests read logs through it). */
+  get feeds (): ReadonlyMap<string, WriterFeed> {
+    return this.registry.feeds
   }
 
   // ---- reading ----
 
-  subscribe (filter: SubscriptionFilter, callback: (event: BroadcastEvent) => void, opts: { since?: number } = {}): () => void {
+  /**
+   * Calls `callback` for each matching event: with `since`, first what came
+   * after that cursor, then live. Pass the `epoch` the cursor was read in: from
+   * another epoch (the database was rebuilt) `onReset` is called and replay
+   * starts at 0 instead of silently skipping or repeating events.
+   */
+  subscribe (filter: SubscriptionFilter, callback: (event: BroadcastEvent) => void, opts: CursorOptions = {}): () => void {
     if (typeof callback !== 'function') throw new CrosscastError('INVALID_OPTION', 'subscribe() needs a callback function', { field: 'callback' })
-    return this.hub.subscribe(this.compile(filter), callback, opts.since)
+    return this.hub.subscribe(this.compile(filter), callback, checkCursorOptions(opts))
   }
 
-  events (opts: { since?: number, filter?: SubscriptionFilter, signal?: AbortSignal } = {}): AsyncGenerator<BroadcastEvent> {
-    return this.hub.iterate(this.compile(opts.filter), opts.since, opts.signal)
+  events (opts: CursorOptions & { filter?: SubscriptionFilter, signal?: AbortSignal } = {}): AsyncGenerator<BroadcastEvent> {
+    return this.hub.iterate(this.compile(opts.filter), checkCursorOptions(opts), opts.signal)
+  }
+
+  /** The database's identity: a cursor is only meaningful with the epoch it was read in. */
+  get epoch (): string {
+    return this.projector.epoch
   }
 
   private compile (filter: SubscriptionFilter | undefined) {
@@ -395,7 +436,7 @@ export class Crosscast extends EventEmitter implements Writer {
   }
 
   /** The audit trail after a cursor, oldest first, with the cursor to pass for the next page. */
-  listEvents (query: ListEventsQuery = {}): { events: BroadcastEvent[], next_cursor: number | null } {
+  listEvents (query: ListEventsQuery = {}): { events: BroadcastEvent[], next_cursor: number | null, epoch: string } {
     const filter: SubscriptionFilter = {}
     if (query.type !== undefined) filter.eventTypes = [query.type]
     if (query.resourceId !== undefined) filter.resourceIds = [query.resourceId]
@@ -407,7 +448,7 @@ export class Crosscast extends EventEmitter implements Writer {
     const events = this.reader.after(since, compiled.sql, compiled.params, limit + 1)
     const more = events.length > limit
     if (more) events.length = limit
-    return { events, next_cursor: more ? events[events.length - 1].cursor : null }
+    return { events, next_cursor: more ? events[events.length - 1].cursor : null, epoch: this.projector.epoch }
   }
 
   /** One event by id, or null. */
@@ -430,11 +471,24 @@ export class Crosscast extends EventEmitter implements Writer {
 
   status (): NodeStatus {
     const checkpoints = new Map(this.projector.writers().map(w => [w.key, w]))
-    const writers: WriterStatus[] = [...this.feeds.values()].map(feed => {
-      const cp = checkpoints.get(feed.info.key)
+    const writers: WriterStatus[] = [...this.registry.feeds.values()].map(feed => {
+      const cp = checkpoints.get(feed.key)
       const length = feed.core.length
       const indexed = cp?.indexed ?? 0
-      return { key: feed.info.key, sessionId: feed.info.sessionId, agentId: feed.info.agentId, local: feed.info.local, length, indexed, lag: Math.max(0, length - indexed), skipped: cp?.skipped ?? 0, lastError: cp?.lastError ?? null }
+      const reading = feed.distrusted === null ? length : Math.min(length, feed.distrusted.length)
+      return {
+        key: feed.key,
+        sessionId: feed.info.sessionId,
+        agentId: feed.info.agentId,
+        local: feed.info.local,
+        length,
+        indexed,
+        lag: Math.max(0, reading - indexed),
+        skipped: cp?.skipped ?? 0,
+        lastError: feed.lastError ?? feed.distrusted?.reason ?? feed.held?.reason ?? cp?.lastError ?? null,
+        held: feed.held,
+        distrusted: feed.distrusted
+      }
     })
     const total = this.projector.eventCount
     return {
@@ -446,38 +500,31 @@ export class Crosscast extends EventEmitter implements Writer {
       writers,
       events: { total, perSecond: this.rate.perSecond() },
       lag: writers.reduce((n, w) => n + w.lag, 0),
-      rejected: { peers: this.network?.rejectedPeers ?? 0, writers: this.rejectedWriters.size }
+      rejected: { peers: this.network?.rejectedPeers ?? 0, writers: this.registry.rejectedCount },
+      openFailures: this.registry.failures(),
+      epoch: this.projector.epoch
     }
   }
 
   /**
-   * Rebuilds the whole projection from the logs. Writes wait until it is done;
-   * subscribers are not sent history again.
+   * Rebuilds the whole projection from the logs, under a new epoch. Writes wait
+   * until it is done; live subscribers are not sent history again: they get
+   * onReset with the new epoch and the position they are at in it, then every
+   * event projected after (including what peers sent during the rebuild).
    */
   async reindex (onProgress?: (done: number, total: number) => void): Promise<void> {
+    if (this.closing !== null) throw new CrosscastError('CLOSED', 'the node is closed')
     if (this.reindexing !== null) return await this.reindexing
-    const run = async (): Promise<void> => {
-      const sessions = await Promise.all(this.sessions.values())
-      await Promise.all(sessions.map(s => s.log.drained()))
-      this.projector.publishing = false
-      try {
-        clearProjection(this.db)
-        this.projector.reset()
-        this.lastSeen.clear()
-        const feeds = [...this.feeds.values()]
-        const total = feeds.reduce((n, f) => n + f.core.contiguousLength, 0)
-        let before = 0
-        for (const feed of feeds) {
-          await feed.drain()
-          before += feed.core.contiguousLength
-          onProgress?.(before, total)
-        }
-      } finally {
-        this.projector.publishing = true
-      }
-    }
-    this.reindexing = run().finally(() => { this.reindexing = null })
+    this.reindexing = this.rebuild(onProgress).finally(() => { this.reindexing = null })
     return await this.reindexing
+  }
+
+  private async rebuild (onProgress?: (done: number, total: number) => void): Promise<void> {
+    const sessions = await Promise.all(this.sessions.values())
+    await Promise.all(sessions.map(s => s.log.drained()))
+    this.lastSeen.clear()
+    const epoch = await this.registry.rebuild(onProgress)
+    this.hub.reset(epoch, this.projector.lastCursor)
   }
 
   /** Closes the network, every log and the database. Idempotent. */
@@ -491,12 +538,25 @@ export class Crosscast extends EventEmitter implements Writer {
     await this.network?.close()
     const sessions = await Promise.allSettled(this.sessions.values())
     for (const s of sessions) if (s.status === 'fulfilled') await s.value.log.drained()
+    if (this.reindexing !== null) await this.reindexing.catch(() => {})
+    await Promise.allSettled(this.sessionsClosing.values())
+    // Saves still waiting are durable: one last pass projects them, and stopping resolves any left.
+    await this.registry.drainAll()
+    await this.registry.close()
     this.hub.close()
-    for (const feed of this.feeds.values()) feed.stopped = true
     await this.store.close()
     this.db.close()
     this.emit('close')
   }
+}
+
+function checkCursorOptions (opts: CursorOptions): CursorOptions {
+  if (opts === null || typeof opts !== 'object') throw new CrosscastError('INVALID_OPTION', 'options must be an object', { field: 'options' })
+  if (opts.epoch !== undefined && (typeof opts.epoch !== 'string' || opts.epoch.length === 0 || opts.epoch.length > 64)) {
+    throw new CrosscastError('INVALID_CURSOR', `epoch must be the epoch string a cursor was read in, got ${JSON.stringify(opts.epoch)}`, { field: 'epoch' })
+  }
+  if (opts.onReset !== undefined && typeof opts.onReset !== 'function') throw new CrosscastError('INVALID_OPTION', 'onReset must be a function', { field: 'onReset' })
+  return opts
 }
 
 export type { Hypercore }

@@ -19,7 +19,7 @@ export interface PeerStatus { remoteKey: string, transport: TransportName, since
 export interface NetworkHost {
   readonly _store: Corestore
   listWriters (): KnownWriter[]
-  _addRemoteWriter (info: KnownWriter): Promise<boolean>
+  _addRemoteWriters (infos: KnownWriter[]): Promise<KnownWriter[]>
 }
 
 export class NodeNetwork {
@@ -44,7 +44,11 @@ export class NodeNetwork {
     const directory: WriterDirectory = {
       store: this.host._store,
       listWriters: () => this.host.listWriters().map(toWire),
-      addWriter: (info) => this.host._addRemoteWriter({ key: info.key.toString('hex'), sessionId: info.sessionId, agentId: info.agentId, local: false })
+      addWriter: async (info) => (await this.host._addRemoteWriters([fromWire(info)])).length > 0,
+      addWriters: async (infos) => {
+        const fresh = new Set((await this.host._addRemoteWriters(infos.map(fromWire))).map(w => w.key))
+        return infos.filter(info => fresh.has(info.key.toString('hex')))
+      }
     }
     const replicator = new RoomReplicator<PeerConnection>({ directory, authKey: room.authKey, logger: this.logger })
     replicator.on('rejected', (conn, reason) => {
@@ -96,6 +100,10 @@ export class NodeNetwork {
     await this.replicator?.close()
     await this.discovery?.close()
   }
+}
+
+function fromWire (info: WriterInfo): KnownWriter {
+  return { key: info.key.toString('hex'), sessionId: info.sessionId, agentId: info.agentId, local: false }
 }
 
 function toWire (w: KnownWriter): WriterInfo {

@@ -1,6 +1,7 @@
 import { CrosscastError } from '../errors.ts'
 import { validateLabel, DEFAULT_MAX_PAYLOAD_BYTES } from '../events/validate.ts'
 import { silentLogger, type Logger } from '../logger.ts'
+import { HARD_MAX_PAYLOAD_BYTES } from '../events/codec.ts'
 
 export type BootstrapNode = string | { host: string, port: number }
 
@@ -101,7 +102,7 @@ export function resolveOptions (input: CrosscastOptions): ResolvedOptions {
     bootstrap: input.bootstrap,
     lan: input.lan ?? true,
     writers,
-    maxPayloadBytes: positiveInt(input.maxPayloadBytes, 'maxPayloadBytes', 16 * 1024 * 1024) ?? DEFAULT_MAX_PAYLOAD_BYTES,
+    maxPayloadBytes: positiveInt(input.maxPayloadBytes, 'maxPayloadBytes', HARD_MAX_PAYLOAD_BYTES) ?? DEFAULT_MAX_PAYLOAD_BYTES,
     maxBlockEvents: positiveInt(input.maxBlockEvents, 'maxBlockEvents', 4096),
     maxBlockBytes: positiveInt(input.maxBlockBytes, 'maxBlockBytes', 4 * 1024 * 1024),
     logger

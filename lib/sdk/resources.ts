@@ -154,11 +154,18 @@ export class FeatureBuilder {
     const drafts: EventDraft[] = [{ event_type: 'feature_created', resource_id: this.id, payload: this.payload as never }]
     for (const link of this.links) drafts.push({ event_type: 'link_added', resource_id: this.id, payload: link })
     const events = await this.writer.append(drafts)
-    const record = this.writer.state.feature(this.id)
+    // Not projected only when the node closed first (cursor 0): the write is durable, so it is reported as written.
+    const record = this.writer.state.feature(this.id) ?? (events[0].cursor === 0 ? this.written(events) : null)
     if (record === null) throw new CrosscastError('INTERNAL', `feature ${this.id} was written but is not in the projection`)
     const feature = new Feature(this.writer, record)
     feature.lastEvents = events
     return feature
+  }
+
+  private written (events: BroadcastEvent[]): FeatureRecord {
+    const p = this.payload as { title: string, status: Status, description?: string, tags?: string[], priority?: Priority, track_id?: string }
+    const links: LinkRecord[] = events.slice(1).map(e => ({ ...(e.payload as { linked_feature_id: string, link_type: LinkType }), event_id: e.event_id, agent_id: e.agent_id, created_at: e.timestamp }))
+    return { id: this.id, title: p.title, status: p.status, description: p.description ?? null, tags: p.tags ?? [], priority: p.priority ?? null, track_id: p.track_id ?? null, created_at: events[0].timestamp, created_by: events[0].agent_id, updated_at: events[0].timestamp, links }
   }
 }
 
@@ -266,10 +273,10 @@ export class Spike extends Item<SpikeRecord> {
   toJSON (): SpikeRecord { return { ...this.saved, title: this.title, findings: this.findings } }
 }
 
-class ItemBuilder<T> {
+abstract class ItemBuilder<T> {
   readonly id: string
   protected readonly payload: Record<string, unknown>
-  private readonly writer: Writer
+  protected readonly writer: Writer
   private readonly eventType: 'track_updated' | 'spike_updated'
   private readonly load: (id: string) => T | null
 
@@ -283,19 +290,28 @@ class ItemBuilder<T> {
 
   async save (): Promise<T> {
     const events = await this.writer.append([{ event_type: this.eventType, resource_id: this.id, payload: this.payload as never }])
-    const item = this.load(this.id)
+    // Not projected only when the node closed first (cursor 0): the write is durable, so it is reported as written.
+    const item = this.load(this.id) ?? (events[0].cursor === 0 ? this.written(events[0]) : null)
     if (item === null) throw new CrosscastError('INTERNAL', `${this.id} was written but is not in the projection`)
     ;(item as { lastEvents: BroadcastEvent[] }).lastEvents = events
     return item
   }
+
+  protected abstract written (event: BroadcastEvent): T
 }
 
 export class TrackBuilder extends ItemBuilder<Track> {
   setDescription (description: string): this { this.payload.description = description; return this }
+  protected written (e: BroadcastEvent): Track {
+    return new Track(this.writer, { id: this.id, title: this.payload.title as string, description: (this.payload.description as string | undefined) ?? null, created_at: e.timestamp, created_by: e.agent_id, updated_at: e.timestamp })
+  }
 }
 
 export class SpikeBuilder extends ItemBuilder<Spike> {
   setFindings (findings: string): this { this.payload.findings = findings; return this }
+  protected written (e: BroadcastEvent): Spike {
+    return new Spike(this.writer, { id: this.id, title: this.payload.title as string, findings: (this.payload.findings as string | undefined) ?? null, created_at: e.timestamp, created_by: e.agent_id, updated_at: e.timestamp })
+  }
 }
 
 /** Tracks and spikes: create (upsert), get and list, over one item class. */

@@ -13,7 +13,20 @@ const REPLAY_PAGE = 500
 /** Live events an iterator holds before it falls back to reading from the database. */
 export const ITERATOR_QUEUE_LIMIT = 1024
 
-interface Listener { filter: CompiledFilter, deliver: (event: BroadcastEvent) => void }
+interface Listener {
+  filter: CompiledFilter
+  deliver: (event: BroadcastEvent) => void
+  /** The database was rebuilt under a new epoch; the listener is at `cursor` in it. */
+  reset: (epoch: string, cursor: number) => void
+}
+
+export interface ResetInfo { epoch: string, cursor: number }
+
+export interface CursorRequest {
+  since?: number
+  epoch?: string
+  onReset?: (reset: ResetInfo) => void
+}
 
 export class SubscriptionHub {
   private readonly listeners = new Set<Listener>()
@@ -22,12 +35,38 @@ export class SubscriptionHub {
   private readonly reader: EventReader
   private readonly logger: Logger
   private readonly lastCursor: () => number
+  private readonly epoch: () => string
   delivered = 0
 
-  constructor (reader: EventReader, lastCursor: () => number, logger: Logger) {
+  constructor (reader: EventReader, lastCursor: () => number, epoch: () => string, logger: Logger) {
     this.reader = reader
     this.lastCursor = lastCursor
+    this.epoch = epoch
     this.logger = logger
+  }
+
+  /**
+   * Where replay starts: `since`, unless it was read in another epoch; then the
+   * caller is told (onReset) and replay starts at the beginning of this epoch.
+   */
+  private start (request: CursorRequest): number | undefined {
+    if (request.since !== undefined) checkCursor(request.since)
+    if (request.epoch === undefined || request.epoch === this.epoch()) return request.since
+    this.notify(request, { epoch: this.epoch(), cursor: 0 })
+    return 0
+  }
+
+  private notify (request: CursorRequest, reset: ResetInfo): void {
+    try {
+      request.onReset?.(reset)
+    } catch (err) {
+      this.logger.error({ err }, 'an onReset callback threw')
+    }
+  }
+
+  /** A rebuild started a new epoch: every live subscriber is told where it now stands. */
+  reset (epoch: string, cursor: number): void {
+    for (const listener of this.listeners) listener.reset(epoch, cursor)
   }
 
   get size (): number {
@@ -53,9 +92,9 @@ export class SubscriptionHub {
    * came after that cursor, synchronously, then goes live: the projector runs
    * on this same thread, so nothing can commit between the two.
    */
-  subscribe (filter: CompiledFilter, callback: (event: BroadcastEvent) => void, since?: number): () => void {
+  subscribe (filter: CompiledFilter, callback: (event: BroadcastEvent) => void, request: CursorRequest = {}): () => void {
+    const since = this.start(request)
     if (since !== undefined) {
-      checkCursor(since)
       let cursor = since
       for (;;) {
         const page = this.reader.after(cursor, filter.sql, filter.params, REPLAY_PAGE)
@@ -64,24 +103,33 @@ export class SubscriptionHub {
         cursor = page[page.length - 1].cursor
       }
     }
-    const listener: Listener = { filter, deliver: callback }
+    const listener: Listener = { filter, deliver: callback, reset: (epoch, cursor) => this.notify(request, { epoch, cursor }) }
     this.listeners.add(listener)
     return () => { this.listeners.delete(listener) }
   }
 
   /** An async iterator over matching events: replay from `since` (if given), then live. */
-  async * iterate (filter: CompiledFilter, since: number | undefined, signal?: AbortSignal): AsyncGenerator<BroadcastEvent> {
-    if (since !== undefined) checkCursor(since)
+  async * iterate (filter: CompiledFilter, request: CursorRequest = {}, signal?: AbortSignal): AsyncGenerator<BroadcastEvent> {
+    const since = this.start(request)
     let last = since ?? this.lastCursor()
     let replaying = since !== undefined
     let overflowed = false
     const queue: BroadcastEvent[] = []
+    const carried: BroadcastEvent[] = []
     let wake: (() => void) | null = null
     const listener: Listener = {
       filter,
       deliver: (event) => {
         if (queue.length < ITERATOR_QUEUE_LIMIT) queue.push(event)
         else overflowed = true
+        if (wake !== null) { wake(); wake = null }
+      },
+      reset: (epoch, cursor) => {
+        // Events queued before the rebuild still go out (they carry old-epoch cursors);
+        // from here on the iterator counts in the new epoch.
+        carried.push(...queue.splice(0))
+        last = cursor
+        this.notify(request, { epoch, cursor })
         if (wake !== null) { wake(); wake = null }
       }
     }
@@ -91,6 +139,11 @@ export class SubscriptionHub {
     this.listeners.add(listener)
     try {
       while (signal?.aborted !== true && !this.closed) {
+        const old = carried.shift()
+        if (old !== undefined) {
+          yield old
+          continue
+        }
         if (overflowed) {
           overflowed = false
           queue.length = 0

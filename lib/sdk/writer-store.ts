@@ -1,0 +1,114 @@
+// The writers this node knows, kept beside the logs in their own small SQLite
+// file (not in crosscast.db: that database is a cache that may be deleted, and
+// a rebuild needs to know which logs to replay). Upserts, one transaction per
+// batch: learning a thousand writers costs one small write, not a thousand
+// rewrites of a list, and a failed write affects only its own batch.
+
+import { readFile, rename } from 'node:fs/promises'
+import { join } from 'node:path'
+import BetterSqlite3, { type Database, type Statement } from 'better-sqlite3'
+import type { Logger } from '../logger.ts'
+
+export interface KnownWriter { key: string, sessionId: string, agentId: string, local: boolean }
+
+/** A writer that forked or truncated its log: only its first `length` blocks (of the fork we held) are trusted. */
+export interface Distrust { reason: string, length: number }
+
+export interface StoredWriter extends KnownWriter { distrust: Distrust | null }
+
+const FILE = 'writers.db'
+const LEGACY_FILE = 'writers.json'
+
+function isKey (key: unknown): key is string {
+  return typeof key === 'string' && /^[0-9a-f]{64}$/.test(key)
+}
+
+export class WriterStore {
+  private readonly db: Database
+  private readonly upsert: Statement
+  private readonly distrustStmt: Statement
+
+  private constructor (db: Database) {
+    this.db = db
+    this.upsert = db.prepare(`INSERT INTO writers (key, session_id, agent_id, local) VALUES (?, ?, ?, ?)
+      ON CONFLICT(key) DO UPDATE SET local = max(local, excluded.local)`)
+    this.distrustStmt = db.prepare('UPDATE writers SET distrust_reason = ?, distrust_length = ? WHERE key = ?')
+  }
+
+  /** Opens the store, importing a writers.json left by an older crosscast (then renamed, so it is imported once). */
+  static async open (storage: string, logger: Logger): Promise<WriterStore> {
+    const db = new BetterSqlite3(join(storage, FILE))
+    db.pragma('journal_mode = WAL')
+    db.pragma('busy_timeout = 5000')
+    db.exec(`CREATE TABLE IF NOT EXISTS writers (
+      key TEXT PRIMARY KEY,
+      session_id TEXT NOT NULL,
+      agent_id TEXT NOT NULL,
+      local INTEGER NOT NULL DEFAULT 0,
+      distrust_reason TEXT,
+      distrust_length INTEGER,
+      added INTEGER NOT NULL DEFAULT (unixepoch())
+    )`)
+    const store = new WriterStore(db)
+    try {
+      await store.importLegacy(storage, logger)
+    } catch (err) {
+      db.close()
+      throw err
+    }
+    return store
+  }
+
+  private async importLegacy (storage: string, logger: Logger): Promise<void> {
+    const path = join(storage, LEGACY_FILE)
+    let parsed: unknown
+    try {
+      parsed = JSON.parse(await readFile(path, 'utf8'))
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return
+      logger.warn({ err: (err as Error).message, path }, 'could not read the old writers.json; its writers are learnt again from peers')
+      return
+    }
+    const list = Array.isArray(parsed) ? parsed.filter((w): w is KnownWriter => isKey(w?.key) && typeof w.sessionId === 'string' && typeof w.agentId === 'string') : []
+    this.add(list)
+    await rename(path, path + '.imported')
+    logger.info({ writers: list.length }, 'imported writers.json into writers.db')
+  }
+
+  list (): StoredWriter[] {
+    return (this.db.prepare('SELECT key, session_id, agent_id, local, distrust_reason, distrust_length FROM writers ORDER BY local DESC, added, key').all() as Array<Record<string, unknown>>)
+      .map(r => ({
+        key: r.key as string,
+        sessionId: r.session_id as string,
+        agentId: r.agent_id as string,
+        local: r.local === 1,
+        distrust: r.distrust_reason === null ? null : { reason: r.distrust_reason as string, length: r.distrust_length as number }
+      }))
+  }
+
+  /** Upserts a batch in one transaction. */
+  add (writers: readonly KnownWriter[]): void {
+    if (writers.length === 0) return
+    this.db.transaction(() => {
+      for (const w of writers) this.upsert.run(w.key, w.sessionId, w.agentId, w.local ? 1 : 0)
+    })()
+  }
+
+  distrust (key: string, distrust: Distrust): void {
+    this.distrustStmt.run(distrust.reason, distrust.length, key)
+  }
+
+  close (): void {
+    if (this.db.open) this.db.close()
+  }
+}
+
+/** For read-only tools (the CLI): the writers of a storage directory without opening a node. */
+export async function readKnownWriters (storage: string, logger: Logger): Promise<StoredWriter[]> {
+  const store = await WriterStore.open(storage, logger)
+  try {
+    return store.list()
+  } finally {
+    store.close()
+  }
+}
