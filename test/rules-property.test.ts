@@ -161,8 +161,9 @@ class Replica {
     return this.projector.indexedLength(key)
   }
 
+  /** Logs here never fork: every block is at fork 0. */
   apply (key: string, inputs: BlockInput[]): void {
-    this.projector.applyBlocks(key, inputs)
+    this.projector.applyBlocks(key, 0, inputs)
   }
 
   /** The process restarts: a new projector on the same file, nothing cached. */
