@@ -74,7 +74,9 @@ const BODIES: Partial<Record<EventType, fc.Arbitrary<Body>>> = {
     resource: FEATURES[from],
     payload: { linked_feature_id: FEATURES.filter((_, i) => i !== from)[to], link_type: linkType }
   })),
-  comment_added: fc.record({ resource: fc.constantFrom(...FEATURES, ...TRACKS, ...SPIKES), payload: fc.record({ comment_text: text, author: fc.constantFrom('ann', 'bob') }) })
+  comment_added: fc.record({ resource: fc.constantFrom(...FEATURES, ...TRACKS, ...SPIKES), payload: fc.record({ comment_text: text, author: fc.constantFrom('ann', 'bob') }) }),
+  claim_added: fc.record({ resource: fc.constantFrom(...FEATURES, ...TRACKS, ...SPIKES), payload: fc.record({ ttl_s: fc.integer({ min: 1, max: 86_400 }) }) }),
+  claim_released: fc.constantFrom(...FEATURES, ...TRACKS, ...SPIKES).map(resource => ({ resource, payload: {} }))
 }
 
 const eventBody: fc.Arbitrary<Pick<EventSpec, 'type' | 'resource' | 'payload'>> = fc.oneof(

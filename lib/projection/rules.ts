@@ -23,6 +23,11 @@ const UPSERT_CHUNK = 64
 /** State rows kept in memory between transactions (a few hundred bytes each). */
 const ROW_CACHE_SIZE = 10_000
 
+/** Keys sorted: peers that learnt the fields in another order store the same bytes. */
+function canonicalJson (clocks: Clocks): string {
+  return JSON.stringify(Object.fromEntries(Object.keys(clocks).sort().map(key => [key, clocks[key]])))
+}
+
 export function newer (a: Clock, b: Clock | undefined): boolean {
   if (b === undefined) return true
   return a[0] !== b[0] ? a[0] > b[0] : a[1] > b[1]
@@ -135,7 +140,7 @@ export class StateRules {
     const values: Record<ResourceType, unknown[]> = { feature: [], track: [], spike: [] }
     for (const id of this.dirty) {
       const { type, row, clocks } = this.rows.get(id)!
-      for (const column of this.columns[type]) values[type].push(column === 'id' ? id : column === 'clocks' ? JSON.stringify(clocks) : row[column])
+      for (const column of this.columns[type]) values[type].push(column === 'id' ? id : column === 'clocks' ? canonicalJson(clocks) : row[column])
     }
     for (const type of RESOURCE_TYPES) this.upsertRows(type, values[type])
     this.dirty.clear()
@@ -186,7 +191,9 @@ export class StateRules {
     }
     // A track or spike comes into being with its first upsert; a feature with its create.
     const creates = event.event_type !== 'feature_updated' && event.event_type !== 'status_changed'
-    if (creates && (row.created_hlc === null || event.hlc < (row.created_hlc as number))) {
+    // The earliest create by (clock, writer) wins, so equal clocks on two writers name the same creator everywhere.
+    if (creates && (clocks.$created === undefined || newer(clocks.$created, clock))) {
+      clocks.$created = clock
       row.created_hlc = event.hlc
       row.created_at = event.timestamp
       row.created_by = event.agent_id
