@@ -7,31 +7,21 @@
 //
 //   npx tsx bench/local.ts            (BENCH_RUNS=5 by default, BENCH_QUICK=1 for a smoke run)
 
-import { mkdtempSync, rmSync, readdirSync, statSync } from 'node:fs'
+import { mkdtempSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import Corestore from 'corestore'
-import BetterSqlite3 from 'better-sqlite3'
 import { Crosscast } from '../lib/index.ts'
 import { encodeBlock } from '../lib/events/codec.ts'
-import { configure, migrate } from '../lib/projection/schema.ts'
-import { summarize, percentile, fmt, fmtFigure, type Figure } from './lib/stats.ts'
+import { openDatabase, projectorVsRaw, rawInsertRate } from './lib/projector-load.ts'
+import { duBytes, summarize, percentile, fmt, fmtFigure, type Figure } from './lib/stats.ts'
 import { contextFromEnv, type BenchContext, type FigureSet } from './lib/contract.ts'
 
 export const system = 'crosscast'
 
 function tempDir (): string {
   return mkdtempSync(join(tmpdir(), 'crosscast-bench-'))
-}
-
-function duBytes (path: string): number {
-  let total = 0
-  for (const entry of readdirSync(path, { withFileTypes: true })) {
-    const full = join(path, entry.name)
-    total += entry.isDirectory() ? duBytes(full) : statSync(full).size
-  }
-  return total
 }
 
 async function openNode (storage: string): Promise<Crosscast> {
@@ -122,25 +112,32 @@ async function rawHypercore (total: number, perBlock: number): Promise<number> {
 /** The database's own limit: the same broadcast_events rows, inserted in transactions of `perTx`. */
 function rawSqlite (total: number, perTx: number): number {
   const dir = tempDir()
-  const db = new BetterSqlite3(join(dir, 'raw.db'))
+  const db = openDatabase(join(dir, 'raw.db'))
   try {
-    configure(db)
-    migrate(db)
-    const insert = db.prepare(`INSERT INTO broadcast_events (event_id, event_type, resource_id, resource_type, agent_id, session_id, payload, timestamp, hlc, writer, seq, idx, parent, cursor)
-      VALUES (?, 'status_changed', ?, 'feature', 'bench', 'bench-1', ?, ?, ?, ?, ?, ?, ?, ?)`)
-    const writer = 'ab'.repeat(32)
-    const payload = JSON.stringify({ old_status: 'todo', new_status: 'done' })
-    const batch = db.transaction((from: number) => {
-      for (let i = from; i < from + perTx; i++) {
-        insert.run(i.toString(16).padStart(32, '0'), `feat-${(i % 64).toString(16).padStart(8, '0')}`, payload, new Date(1_700_000_000_000 + i).toISOString(), i, writer, Math.floor(i / perTx), i % perTx, null, i + 1)
-      }
-    })
-    const started = process.hrtime.bigint()
-    for (let from = 0; from < total; from += perTx) batch(from)
-    return total / (Number(process.hrtime.bigint() - started) / 1e9)
+    return rawInsertRate(db, total, perTx).wall
   } finally {
     db.close()
     rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+/** `callers` concurrent callers each creating features with features.create().save() until `total` are saved. */
+async function creates (callers: number, total: number): Promise<number> {
+  const storage = tempDir()
+  const cc = await openNode(storage)
+  try {
+    let next = 0
+    const started = process.hrtime.bigint()
+    await Promise.all(Array.from({ length: callers }, async () => {
+      while (next < total) {
+        next++
+        await cc.features.create('created under load').save()
+      }
+    }))
+    return total / (Number(process.hrtime.bigint() - started) / 1e9)
+  } finally {
+    await cc.close()
+    rmSync(storage, { recursive: true, force: true })
   }
 }
 
@@ -157,6 +154,12 @@ export async function run (ctx: BenchContext): Promise<FigureSet> {
   const encoded: number[] = []
   const logBytes: number[] = []
   const sqliteBytes: number[] = []
+  const projector: number[] = []
+  const projectorRaw: number[] = []
+  const projectorCpuRatio: number[] = []
+  const createRates: Record<number, number[]> = { 64: [], 1000: [] }
+  const createRaw: number[] = []
+  const createTotal = ctx.quick ? 10_000 : 40_000
   for (let i = 0; i < runs; i++) {
     ctx.log(`local: run ${i + 1}/${runs}`)
     const lat = await saveToSubscriber(latencySamples)
@@ -169,6 +172,13 @@ export async function run (ctx: BenchContext): Promise<FigureSet> {
     sqliteBytes.push(s.sqliteBytes)
     rawCore.push(await rawHypercore(total, 512))
     rawDb.push(rawSqlite(total, 512))
+    // The projector alone: one writer's 512-event blocks, one block per transaction, beside raw inserts of the same rows.
+    const alone = projectorVsRaw(total * 2, 64, 512, 1)
+    projector.push(alone.projector.wall)
+    projectorRaw.push(alone.raw.wall)
+    projectorCpuRatio.push(alone.projector.cpu / alone.raw.cpu)
+    for (const callers of [64, 1000]) createRates[callers].push(await creates(callers, createTotal))
+    createRaw.push(rawSqlite(createTotal, 512))
   }
   const ratio = (a: number[], b: number[]): number[] => a.map((v, i) => v / b[i])
   return {
@@ -179,9 +189,18 @@ export async function run (ctx: BenchContext): Promise<FigureSet> {
     'local.raw_sqlite_inserts_per_s': summarize(rawDb, 'rows/s', false, 'raw baseline: the same broadcast_events rows, 512 per transaction'),
     'local.ratio_vs_raw_hypercore': summarize(ratio(rate, rawCore), 'x', false, 'crosscast events/s ÷ raw hypercore events/s, same run'),
     'local.ratio_vs_raw_sqlite': summarize(ratio(rate, rawDb), 'x', false, 'crosscast events/s ÷ raw SQLite rows/s, same run'),
+    'local.projector_events_per_s': summarize(projector, 'events/s', false, `the projector alone: ${total * 2} status changes of one writer, 512 per block, one block per transaction`),
+    'local.projector_raw_sqlite_rows_per_s': summarize(projectorRaw, 'rows/s', false, 'raw baseline: the same rows, plain inserts, 512 per transaction, same run'),
+    'local.projector_ratio_vs_raw_sqlite': summarize(ratio(projector, projectorRaw), 'x', false, 'projector ÷ raw, wall time, same run; target >= 0.4'),
+    'local.projector_cpu_ratio_vs_raw_sqlite': summarize(projectorCpuRatio, 'x', false, 'the same ratio per CPU second of the process (steadier on a loaded machine)'),
+    'local.create_64_callers_per_s': summarize(createRates[64], 'features/s', false, `features.create().save(), 64 concurrent callers, ${createTotal} features; target >= 20,000/s`),
+    'local.create_1000_callers_per_s': summarize(createRates[1000], 'features/s', false, `the same with 1,000 concurrent callers; target >= 40,000/s`),
+    'local.create_raw_sqlite_rows_per_s': summarize(createRaw, 'rows/s', false, `raw baseline: ${createTotal} broadcast_events rows, plain inserts, 512 per transaction, same run`),
+    'local.create_64_ratio_vs_raw_sqlite': summarize(ratio(createRates[64], createRaw), 'x', false, 'creates/s at 64 callers ÷ raw rows/s, same run'),
+    'local.create_1000_ratio_vs_raw_sqlite': summarize(ratio(createRates[1000], createRaw), 'x', false, 'creates/s at 1,000 callers ÷ raw rows/s, same run'),
     'local.encoded_bytes_per_status_changed': summarize(encoded, 'B', true, 'one status_changed alone in a block'),
     'local.log_bytes_per_event': summarize(logBytes, 'B', true, 'corestore directory on disk / events, after the sustained run; target <= 200 B'),
-    'local.sqlite_bytes_per_event': summarize(sqliteBytes, 'B', true, 'crosscast.db after a WAL checkpoint / events')
+    'local.sqlite_bytes_per_event': summarize(sqliteBytes, 'B', true, 'crosscast.db after a WAL checkpoint / events; target <= 300 B')
   }
 }
 

@@ -237,7 +237,8 @@ test('cli: with no running node here, a write waits until a peer has it', { time
   // The peer runs under another data directory: to the CLI it is another machine.
   const m = await spawnMcp(t, { args: [...net, '--agent', 'claude'], env: { CROSSCAST_HOME: await t.tmp() } })
   const home = await t.tmp()
-  const out = await cli(['feature', 'create', 'from afar', '--json', '--agent', 'tester', ...net], { env: { CROSSCAST_HOME: home } })
+  // A loaded machine may take more than the default 3 s to connect: the test waits for the peer, not the clock.
+  const out = await cli(['feature', 'create', 'from afar', '--json', '--agent', 'tester', ...net], { env: { CROSSCAST_HOME: home, CROSSCAST_SYNC_TIMEOUT_MS: '60000' } })
   const created = JSON.parse(out.stdout)
   t.is((await m.ok('get_item', { id: created.id })).title, 'from afar', 'the peer has the write when the command returns')
   t.is(readdirSync(join(home, 'data', 'rooms')).length, 1, 'the command opened a node in its own pool')

@@ -126,7 +126,7 @@ test('mcp: errors are tool errors carrying crosscast\'s code and message', { tim
     ['create_item', { kind: 'track', title: 'x', status: 'todo' }, 'INVALID_FIELD', 'status'],
     ['create_item', { kind: 'feature', title: 'x', colour: 'red' }, 'INVALID_FIELD', 'colour'],
     ['create_item', { kind: 'feature', title: 42 }, 'INVALID_FIELD', 'title'],
-    ['update_item', { id: 'feat-1' }, 'INVALID_ID', 'id'],
+    ['update_item', { id: 'feat-no spaces' }, 'INVALID_ID', 'id'],
     ['update_item', { id: 'feat-00000000', title: 'y' }, 'NOT_FOUND', 'id'],
     ['set_status', { id: f.id, status: 'finished' }, 'INVALID_STATUS', 'status'],
     ['set_status', { id: track.id, status: 'done' }, 'INVALID_ID', 'id'],

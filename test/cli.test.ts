@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Crosscast, contentHash } from '../lib/index.ts'
+import { createTestnet } from './helpers/testnet.ts'
 
 const run = promisify(execFile)
 const CLI = fileURLToPath(new URL('../lib/cli/main.ts', import.meta.url))
@@ -205,4 +206,29 @@ test('colors on a terminal; none when piped or with NO_COLOR; reindex draws a pr
   t.ok(reindex.includes('reindexed 5 events from 1 log'))
   const quiet = await cli('reindex', '--storage', storage)
   t.absent(quiet.stderr.includes('reindex ['), 'no bar when stderr is not a terminal')
+})
+
+test('serve on a terminal shows a catch-up bar while it downloads a room\'s history, none when piped', { timeout: 180_000, skip: !hasScript && !inCi }, async (t) => {
+  const { bootstrap } = await createTestnet(t)
+  const room = `catch-up-${process.pid}`
+  const writer = await Crosscast.open({ storage: await t.tmp(), room, bootstrap, lan: false })
+  t.teardown(() => writer.close())
+  // One event per block, so the reader has many blocks to fetch and project.
+  const BLOCKS = 1500
+  for (let i = 0; i < BLOCKS; i++) await writer.features.create(`feature ${i}`).save()
+
+  const storage = await t.tmp()
+  const args = [process.execPath, '--import', 'tsx', CLI, 'serve', '--storage', storage, '--room', room, '--port', '0', '--no-lan', ...bootstrap.flatMap(b => ['--bootstrap', `${b.host}:${b.port}`])]
+  const line = args.map(a => `'${a.replaceAll("'", "'\\''")}'`).join(' ')
+  const env: NodeJS.ProcessEnv = { ...process.env }
+  delete env.FORCE_COLOR
+  const child = spawn('script', ['-qec', line, '/dev/null'], { env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
+  t.teardown(() => { try { process.kill(-(child.pid as number), 'SIGKILL') } catch {} })
+  let screen = ''
+  child.stdout.on('data', (chunk: Buffer) => { screen += chunk.toString() })
+  const deadline = Date.now() + 90_000
+  while (!/catching up \[.*\] 100% \| (\d+)\/\1 blocks/.test(screen) && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 100))
+  t.ok(/catching up \[.*\] \d+% \| \d+\/\d+ blocks/.test(screen), 'a bar is drawn while the history comes in')
+  t.ok(/catching up \[.*\] 100% \| (\d+)\/\1 blocks/.test(screen), `and it reaches 100%: ${JSON.stringify(screen.slice(-200))}`)
+  process.kill(-(child.pid as number), 'SIGINT')
 })

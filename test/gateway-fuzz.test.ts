@@ -477,7 +477,7 @@ function readCase (r: Rng, w: World, category: string): HttpCase {
     const pairs: Array<[string, unknown]> = r.pick<Array<[string, unknown]>>([
       [['status', badEnum(r, STATUSES)]], [['track', badId(r, 'trk')]], [[r.pick(UNKNOWN_KEYS.filter(k => k !== '')), '1']],
       [['status', 'todo'], ['status', 'done']], [['track', w.TRK], ['track', w.TRK]], [['__proto__', 'x']], [['constructor', 'x']],
-      [['status[]', 'todo']], [['limit', '5']]
+      [['status[]', 'todo']], [['limit', '0']], [['limit', '1001']], [['after', badId(r, 'feat')]]
     ])
     return fetchCase('query', `GET /api/features ${short(pairs)}`, 'GET', '/api/features' + q(pairs), {})
   }

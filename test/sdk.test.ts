@@ -271,3 +271,40 @@ test('reindex rebuilds the database from the logs with the same content', async 
   await until(() => countEvents(again) === count + 1, 5000, 'rebuild')
   t.is(countEvents(again), count + 1, 'a deleted database is rebuilt from the logs')
 })
+
+test('features.list pages oldest first with limit and after; a bad limit is INVALID_OPTION', async (t) => {
+  const cc = await openNode(t)
+  const ids: string[] = []
+  for (let i = 0; i < 5; i++) ids.push((await cc.features.create(`page ${i}`).blocks('feat-00000abc').save()).id)
+  const first = await cc.features.list({ limit: 2 })
+  t.alike(first.map(f => f.id), ids.slice(0, 2))
+  const second = await cc.features.list({ limit: 2, after: first[1].id })
+  t.alike(second.map(f => f.id), ids.slice(2, 4))
+  t.alike((await cc.features.list({ after: ids[3] })).map(f => f.id), ids.slice(4))
+  t.alike((await cc.features.list()).map(f => f.links.map(l => l.linked_feature_id)), ids.map(() => ['feat-00000abc']), 'links come with a listed page')
+  await t.exception(() => cc.features.list({ limit: 0 }), /limit must be an integer from 1 to 1000/)
+})
+
+test('a database in the previous layout (schema 2) is rebuilt from the logs on open, with the same content', async (t) => {
+  const cc = await openNode(t)
+  for (let i = 0; i < 20; i++) {
+    const f = await cc.features.create(`old ${i}`).save()
+    f.status = 'done'
+    await f.save()
+  }
+  const count = countEvents(cc)
+  const before = contentHash(cc.db)
+  const storage = cc.storage
+  await cc.close()
+  const BetterSqlite3 = (await import('better-sqlite3')).default
+  const db = new BetterSqlite3(`${storage}/crosscast.db`)
+  db.exec(`DROP TABLE broadcast_events; CREATE TABLE broadcast_events (event_id TEXT PRIMARY KEY, event_type TEXT NOT NULL, resource_id TEXT NOT NULL, resource_type TEXT NOT NULL,
+    agent_id TEXT NOT NULL, session_id TEXT NOT NULL, payload JSON, timestamp TEXT NOT NULL, hlc INTEGER NOT NULL, writer TEXT NOT NULL, seq INTEGER NOT NULL,
+    idx INTEGER NOT NULL, parent TEXT, cursor INTEGER NOT NULL UNIQUE); PRAGMA user_version = 2`)
+  db.close()
+  const again = await Crosscast.open({ storage, agent: 'claude', sessionId: 'sess-1', swarm: false, lan: false })
+  t.teardown(() => again.close())
+  await until(() => countEvents(again) === count, 5000, 'rebuild')
+  t.is(contentHash(again.db), before, 'identical content after the rebuild')
+  t.is((await again.features.list({ status: 'done' })).length, 20)
+})

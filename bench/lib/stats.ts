@@ -1,7 +1,8 @@
 // Statistics, formatting and memory helpers shared by every benchmark.
 // Child-process helpers live in proc.ts and are re-exported here so a bench
 // module needs one import.
-import { readFileSync } from 'node:fs'
+import { readFileSync, readdirSync, statSync } from 'node:fs'
+import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 
 export { spawnPeer, killAllPeers, type Peer } from './proc.ts'
@@ -168,4 +169,14 @@ export function sampleEvent (seq: number, writer: string, size = 100): string {
   const pad = Math.max(0, size - JSON.stringify(base).length)
   base.p = 'x'.repeat(pad)
   return JSON.stringify(base)
+}
+
+/** Bytes of every file under a directory (what a store takes on disk). */
+export function duBytes (path: string): number {
+  let total = 0
+  for (const entry of readdirSync(path, { withFileTypes: true })) {
+    const full = join(path, entry.name)
+    total += entry.isDirectory() ? duBytes(full) : statSync(full).size
+  }
+  return total
 }

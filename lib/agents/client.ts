@@ -95,7 +95,12 @@ async function runLocally (flags: ClientFlags, name: string, args: Record<string
     const result = await runOperation({ cc, sessionId: cc.sessionId, agent: cc.agent, session, cursors: cursorsOf(cc) }, name, saved === undefined ? args : { ...args, since: saved })
     if (name === 'changes') saveCursor(cc.storage, cc.sessionId, (result as { cursor: string }).cursor)
     // With discovery off no peer can come: nothing to wait for.
-    if (!op.readOnly && (flags.swarm !== false || flags.lan !== false)) await reachedPeer(await session(), flags.syncTimeoutMs ?? DEFAULT_SYNC_TIMEOUT_MS)
+    if (!op.readOnly && (flags.swarm !== false || flags.lan !== false)) {
+      const timeoutMs = flags.syncTimeoutMs ?? syncTimeoutFromEnv() ?? DEFAULT_SYNC_TIMEOUT_MS
+      if (!await reachedPeer(await session(), timeoutMs)) {
+        process.stderr.write(`crosscast: written to this machine's log; no peer confirmed it within ${timeoutMs} ms. It reaches the room when a session of it is online (CROSSCAST_SYNC_TIMEOUT_MS waits longer).\n`)
+      }
+    }
     return result
   } finally {
     await node.close()
@@ -117,6 +122,14 @@ function readCursor (storage: string, sessionId: string): string | undefined {
 function saveCursor (storage: string, sessionId: string, cursor: string): void {
   mkdirSync(join(storage, 'cursors'), { recursive: true, mode: 0o700 })
   writeFileSync(cursorFile(storage, sessionId), JSON.stringify({ cursor }) + '\n', { mode: 0o600 })
+}
+
+function syncTimeoutFromEnv (): number | undefined {
+  const raw = process.env.CROSSCAST_SYNC_TIMEOUT_MS
+  if (raw === undefined || raw === '') return undefined
+  const ms = Number(raw)
+  if (!Number.isInteger(ms) || ms < 0) throw new CrosscastError('INVALID_OPTION', `CROSSCAST_SYNC_TIMEOUT_MS must be a whole number of milliseconds, got ${JSON.stringify(raw)}`, { field: 'CROSSCAST_SYNC_TIMEOUT_MS' })
+  return ms
 }
 
 interface PeerState { remoteLength: number }

@@ -6,6 +6,7 @@ import type pino from 'pino'
 import { CrosscastError } from '../errors.ts'
 import { DEFAULT_HOST, DEFAULT_PORT, DEFAULT_MAX_SESSIONS } from '../gateway/defaults.ts'
 import { colorsFor } from './output.ts'
+import { showCatchUp } from './catch-up.ts'
 
 interface ServeFlags {
   port: string
@@ -82,6 +83,7 @@ export async function serve (flags: ServeFlags): Promise<void> {
   if (socketPath !== undefined) {
     nodes.writeNodeFile({ pid: process.pid, owners: nodes.owners(), room, storage: cc.storage, socket: socketPath, session_id: cc.sessionId, agent: cc.agent, writer: cc.writerKey, kind: 'serve', started_at: new Date().toISOString() })
   }
+  const stopCatchUp = showCatchUp(cc)
   logger.info({ url: gateway.url, socket: socketPath, demo: `${gateway.url}/static/broadcast-demo.html`, storage: cc.storage, room, swarm: flags.swarm, lan: flags.lan }, 'crosscast serve ready')
 
   let stopping = false
@@ -94,6 +96,7 @@ export async function serve (flags: ServeFlags): Promise<void> {
       process.exit(1)
     }, 10_000)
     forced.unref()
+    stopCatchUp()
     nodes.removeNodeFile(cc.storage)
     gateway.close()
       .then(async () => await cc.close())

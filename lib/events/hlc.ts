@@ -44,6 +44,15 @@ export function hlcToMillis (hlc: number): number {
   return Math.floor(hlc / COUNTER_SPAN)
 }
 
+// Events of one burst share their millisecond: the last conversion is kept.
+let lastMillis = -1
+let lastIso = ''
+
 export function hlcToIso (hlc: number): string {
-  return new Date(hlcToMillis(hlc)).toISOString()
+  const millis = hlcToMillis(hlc)
+  if (millis !== lastMillis) {
+    lastIso = new Date(millis).toISOString()
+    lastMillis = millis
+  }
+  return lastIso
 }

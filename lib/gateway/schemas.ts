@@ -4,6 +4,7 @@
 import { Type } from 'typebox'
 import { STATUSES, LINK_TYPES, PRIORITIES, EVENT_TYPES, RESOURCE_TYPES } from '../events/types.ts'
 import { MAX_TITLE_LENGTH, MAX_TAGS, MAX_TAG_LENGTH, MAX_LABEL_LENGTH, MIN_CLAIM_TTL_S, MAX_CLAIM_TTL_S, ID_LABEL_PATTERN, idShape } from '../events/validate.ts'
+import { MAX_FEATURE_PAGE } from '../sdk/state.ts'
 
 const LABEL_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._:@+-]*$'
 
@@ -134,7 +135,9 @@ export const FeatureJson = Type.Object({
 
 export const FeatureListQuery = Type.Object({
   status: Type.Optional(Status),
-  track: Type.Optional(TrackId)
+  track: Type.Optional(TrackId),
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_FEATURE_PAGE, description: 'at most this many features (oldest first)' })),
+  after: Type.Optional(Type.String({ ...FeatureId, description: 'the last feature id of the previous page' }))
 }, { additionalProperties: false })
 
 export const FeatureListResponse = Type.Object({

@@ -6,7 +6,7 @@
 
 import type Hypercore from 'hypercore'
 import { encodeBlock } from '../events/codec.ts'
-import { eventIdOf } from '../events/ids.ts'
+import { eventIdAt, eventIdPrefix } from '../events/ids.ts'
 import type { EventDraft, WireEvent, BroadcastEvent } from '../events/types.ts'
 import { CrosscastError } from '../errors.ts'
 
@@ -53,6 +53,7 @@ export class SessionLog {
   private readonly queue: Batch[] = []
   private open: Batch | null = null
   private nextSeq = -1
+  private idPrefix: string | undefined
   private flushing = false
   private idle: Promise<void> = Promise.resolve()
   private markIdle: () => void = () => {}
@@ -88,9 +89,10 @@ export class SessionLog {
       this.queue.push(batch)
     }
     const start = batch.events.length
+    this.idPrefix ??= eventIdPrefix(this.core.key)
     for (let i = 0; i < drafts.length; i++) {
       const draft = drafts[i]
-      const eventId = eventIdOf(this.core.key, batch.seq, start + i)
+      const eventId = eventIdAt(this.idPrefix, batch.seq, start + i)
       const { hlc, parent } = this.opts.stamp(draft.resource_id, eventId)
       batch.events.push({ event_type: draft.event_type, resource_id: draft.resource_id, agent_id: draft.agent_id ?? this.agentId, hlc, parent, payload: draft.payload })
     }

@@ -13,7 +13,9 @@ const LOCAL_COLUMNS = new Set(['cursor'])
 export function contentHash (db: Database): string {
   const hash = createHash('sha256')
   for (const table of REPLICATED_TABLES) {
-    const columns = (db.prepare(`PRAGMA table_info(${table})`).all() as Array<{ name: string }>)
+    // table_xinfo lists generated columns too (the seed's derived text columns of broadcast_events).
+    const columns = (db.prepare(`PRAGMA table_xinfo(${table})`).all() as Array<{ name: string, hidden: number }>)
+      .filter(c => c.hidden !== 1)
       .map(c => c.name)
       .filter(c => !LOCAL_COLUMNS.has(c))
     hash.update(`\u0000${table}\u0000`)

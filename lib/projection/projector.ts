@@ -4,14 +4,19 @@
 
 import type { Database, Statement } from 'better-sqlite3'
 import { decodeBlock, isNotUnderstood } from '../events/codec.ts'
-import { eventIdOf } from '../events/ids.ts'
+import { eventIdAt } from '../events/ids.ts'
 import { hlcToIso, isTooFarAhead, MAX_CLOCK_SKEW_MS } from '../events/hlc.ts'
-import { readEpoch } from './schema.ts'
+import { EVENT_POSITION, readEpoch, STORED_EVENT_COLUMNS, WHERE_EVENT_ID } from './schema.ts'
 import { EVENT_COLUMNS, rowToEvent } from './queries.ts'
 import { resourceTypeOf } from '../events/validate.ts'
-import type { BroadcastEvent, WireEvent } from '../events/types.ts'
+import { EVENT_TYPES, type BroadcastEvent, type EventType, type WireEvent } from '../events/types.ts'
 import { StateRules } from './rules.ts'
 import type { Logger } from '../logger.ts'
+
+/** Rows per insert statement (11 parameters each, far under SQLite's limit). */
+const INSERT_CHUNK = 64
+/** The stored event type: its wire code (schema.ts derives the text). */
+const TYPE_CODES = Object.fromEntries(EVENT_TYPES.map((t, i) => [t, i])) as Record<EventType, number>
 
 export interface BlockInput {
   seq: number
@@ -50,7 +55,9 @@ export class Projector {
   readonly db: Database
   private readonly rules: StateRules
   private readonly opts: ProjectorOptions
-  private readonly insertEvent: Statement
+  /** Multi-row inserts by row count (one statement per count up to INSERT_CHUNK). */
+  private readonly inserts = new Map<number, Statement>()
+  private readonly cursorsIn: Statement
   private readonly checkpoint: Statement
   private readonly readCheckpoint: Statement
   private readonly skip: Statement
@@ -70,13 +77,11 @@ export class Projector {
     this.db = db
     this.opts = opts
     this.rules = new StateRules(db)
-    this.insertEvent = db.prepare(`INSERT OR IGNORE INTO broadcast_events
-      (event_id, event_type, resource_id, resource_type, agent_id, session_id, payload, timestamp, hlc, writer, seq, idx, parent, cursor)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+    this.cursorsIn = db.prepare('SELECT cursor FROM broadcast_events WHERE cursor BETWEEN ? AND ?').pluck()
     this.checkpoint = db.prepare('UPDATE writers SET indexed = ?, fork = ?, session_id = coalesce(session_id, ?) WHERE key = ?')
     this.readCheckpoint = db.prepare('SELECT indexed FROM writers WHERE key = ?')
     this.setLastError = db.prepare('UPDATE writers SET last_error = ? WHERE key = ?')
-    this.selectAt = db.prepare(`SELECT ${EVENT_COLUMNS} FROM broadcast_events WHERE event_id = ?`)
+    this.selectAt = db.prepare(`SELECT ${EVENT_COLUMNS} FROM broadcast_events WHERE ${WHERE_EVENT_ID}`)
     this.skip = db.prepare('UPDATE writers SET skipped = skipped + 1, last_error = ? WHERE key = ?')
     this.upsertWriter = db.prepare(`INSERT INTO writers (key, session_id, agent_id, local) VALUES (?, ?, ?, ?)
       ON CONFLICT(key) DO UPDATE SET session_id = coalesce(excluded.session_id, session_id), agent_id = coalesce(excluded.agent_id, agent_id), local = max(local, excluded.local)`)
@@ -121,10 +126,10 @@ export class Projector {
 
   /** The stored events of one block, in order (stops at the first index not stored). */
   eventsAt (writer: string, seq: number): BroadcastEvent[] {
-    const key = Buffer.from(writer, 'hex')
+    const prefix = Buffer.from(writer.slice(0, 16), 'hex')
     const events: BroadcastEvent[] = []
     for (let idx = 0; ; idx++) {
-      const row = this.selectAt.get(eventIdOf(key, seq, idx)) as Record<string, unknown> | undefined
+      const row = this.selectAt.get(prefix, seq, idx) as Record<string, unknown> | undefined
       if (row === undefined) return events
       events.push(rowToEvent(row))
     }
@@ -133,6 +138,42 @@ export class Projector {
   /** Records why a writer is no longer read (it forked, say) for status(); its projected events stay. */
   markWriterError (key: string, reason: string): void {
     this.setLastError.run(reason, key)
+  }
+
+  /**
+   * Inserts rows in statements of up to INSERT_CHUNK rows (each chunk the
+   * flattened columns of its rows): one bind-step-reset per chunk instead of
+   * per row. Returns how many were stored.
+   */
+  private insertRows (chunks: unknown[][]): number {
+    let stored = 0
+    for (const params of chunks) {
+      const n = params.length / STORED_EVENT_COLUMNS.length
+      let stmt = this.inserts.get(n)
+      if (stmt === undefined) {
+        const one = `(${STORED_EVENT_COLUMNS.map(() => '?').join(', ')})`
+        // Only a duplicate event id is ignored; any other constraint failing is an error.
+        stmt = this.db.prepare(`INSERT INTO broadcast_events (${STORED_EVENT_COLUMNS.join(', ')}) VALUES ${new Array(n).fill(one).join(', ')} ON CONFLICT(${EVENT_POSITION}) DO NOTHING`)
+        this.inserts.set(n, stmt)
+      }
+      stored += stmt.run(params).changes
+    }
+    return stored
+  }
+
+  /**
+   * An event id already stored (two writers whose keys share their first 8
+   * bytes): that row was ignored, as a duplicate is. Its cursor stays unused;
+   * the event is neither applied nor delivered.
+   */
+  private dropIgnored (added: BroadcastEvent[], parents: Array<Buffer | null>, from: number): void {
+    const first = added[from].cursor
+    const stored = new Set(this.cursorsIn.all(first, added[added.length - 1].cursor) as number[])
+    for (let i = added.length - 1; i >= from; i--) {
+      if (stored.has(added[i].cursor)) continue
+      added.splice(i, 1)
+      parents.splice(i, 1)
+    }
   }
 
   /**
@@ -152,6 +193,7 @@ export class Projector {
       this.writerKeys.set(writer, writerKey)
     }
     const added: BroadcastEvent[] = []
+    const parents: Array<Buffer | null> = []
     const startCursor = this.nextCursor
     let held: Hold | null = null
     let indexed = 0
@@ -186,15 +228,23 @@ export class Projector {
             break
           }
           sessionId = decoded.sessionId
-          for (let idx = 0; idx < decoded.events.length; idx++) {
-            const event = wireToEvent(writerKey, writer, input.seq, idx, decoded.sessionId, decoded.events[idx], this.nextCursor)
-            const payload = JSON.stringify(event.payload)
-            const result = this.insertEvent.run(event.event_id, event.event_type, event.resource_id, event.resource_type, event.agent_id, event.session_id, payload, event.timestamp, event.hlc, writer, input.seq, idx, event.parent, event.cursor)
-            if (result.changes === 0) continue
-            this.nextCursor++
-            this.rules.apply(event)
+          const events = decoded.events
+          const blockStart = added.length
+          // Parameters of each insert statement, INSERT_CHUNK rows each, built in place.
+          const chunks: unknown[][] = []
+          for (let idx = 0; idx < events.length; idx++) {
+            const wire = events[idx]
+            const event = wireToEvent(writer, input.seq, idx, decoded.sessionId, wire, this.nextCursor + idx)
+            const parentKey = wire.parent === null ? null : Buffer.from(wire.parent, 'hex')
+            if (idx % INSERT_CHUNK === 0) chunks.push([])
+            chunks[chunks.length - 1].push(event.cursor, writerKey, input.seq, idx, TYPE_CODES[event.event_type], event.resource_id, event.agent_id, event.session_id, JSON.stringify(event.payload), event.hlc, parentKey)
             added.push(event)
+            parents.push(parentKey)
           }
+          const inserted = this.insertRows(chunks)
+          if (inserted < events.length) this.dropIgnored(added, parents, blockStart)
+          this.nextCursor += events.length
+          for (let i = blockStart; i < added.length; i++) this.rules.apply(added[i], writerKey, parents[i])
           indexed = input.seq + 1
         }
         this.rules.flush()
@@ -217,9 +267,9 @@ export class Projector {
 
 
 /** A wire event as stored and delivered, at a given cursor. */
-export function wireToEvent (writerKey: Buffer, writer: string, seq: number, idx: number, sessionId: string, wire: WireEvent, cursor: number): BroadcastEvent {
+export function wireToEvent (writer: string, seq: number, idx: number, sessionId: string, wire: WireEvent, cursor: number): BroadcastEvent {
   return {
-    event_id: eventIdOf(writerKey, seq, idx),
+    event_id: eventIdAt(writer.slice(0, 16), seq, idx),
     event_type: wire.event_type,
     resource_id: wire.resource_id,
     resource_type: resourceTypeOf(wire.resource_id),

@@ -5,7 +5,7 @@
 // defined on pairs of events rather than on arrival order.
 
 import type { Database, Statement } from 'better-sqlite3'
-import type { BroadcastEvent, ResourceType } from '../events/types.ts'
+import { RESOURCE_TYPES, type BroadcastEvent, type ResourceType } from '../events/types.ts'
 
 type Clock = [number, string] // [hlc, writer]
 type Clocks = Record<string, Clock>
@@ -18,8 +18,15 @@ const FIELDS: Record<ResourceType, readonly string[]> = {
   spike: ['title', 'findings']
 }
 const TABLE: Record<ResourceType, string> = { feature: 'features', track: 'tracks', spike: 'spikes' }
+/** Rows per upsert statement (13 parameters each at most). */
+const UPSERT_CHUNK = 64
 /** State rows kept in memory between transactions (a few hundred bytes each). */
 const ROW_CACHE_SIZE = 10_000
+
+/** Keys sorted: peers that learnt the fields in another order store the same bytes. */
+function canonicalJson (clocks: Clocks): string {
+  return JSON.stringify(Object.fromEntries(Object.keys(clocks).sort().map(key => [key, clocks[key]])))
+}
 
 export function newer (a: Clock, b: Clock | undefined): boolean {
   if (b === undefined) return true
@@ -47,7 +54,11 @@ export function fieldWrites (event: Pick<BroadcastEvent, 'event_type' | 'payload
 
 export class StateRules {
   private readonly select: Record<ResourceType, Statement>
-  private readonly upsert: Record<ResourceType, Statement>
+  private readonly db: Database
+  /** Each state table's upserted columns, id first. */
+  private readonly columns: Record<ResourceType, string[]>
+  /** Multi-row upserts by table and row count. */
+  private readonly upserts = new Map<string, Statement>()
   private readonly tombstone: Statement
   private readonly insertLink: Statement
   private readonly insertComment: Statement
@@ -63,16 +74,13 @@ export class StateRules {
   private readonly dirty = new Set<string>()
 
   constructor (db: Database) {
+    this.db = db
     this.select = {} as Record<ResourceType, Statement>
-    this.upsert = {} as Record<ResourceType, Statement>
+    this.columns = {} as Record<ResourceType, string[]>
     for (const type of ['feature', 'track', 'spike'] as const) {
-      const cols = FIELDS[type]
-      const all = [...cols, 'created_at', 'created_by', 'created_hlc', 'updated_at', 'last_write_hlc', 'clocks']
+      const all = [...FIELDS[type], 'created_at', 'created_by', 'created_hlc', 'updated_at', 'last_write_hlc', 'clocks']
       this.select[type] = db.prepare(`SELECT ${all.join(', ')} FROM ${TABLE[type]} WHERE id = ?`)
-      this.upsert[type] = db.prepare(
-        `INSERT INTO ${TABLE[type]} (id, ${all.join(', ')}) VALUES (@id, ${all.map(c => '@' + c).join(', ')})
-         ON CONFLICT(id) DO UPDATE SET ${all.map(c => `${c} = excluded.${c}`).join(', ')}`
-      )
+      this.columns[type] = ['id', ...all]
     }
     this.tombstone = db.prepare(
       `INSERT INTO features (id, deleted_hlc) VALUES (?, ?)
@@ -80,11 +88,12 @@ export class StateRules {
     )
     this.insertLink = db.prepare('INSERT OR IGNORE INTO links (event_id, feature_id, linked_feature_id, link_type, agent_id, created_at, hlc) VALUES (?, ?, ?, ?, ?, ?, ?)')
     this.insertComment = db.prepare('INSERT OR IGNORE INTO comments (event_id, resource_id, resource_type, comment_text, author, agent_id, session_id, created_at, hlc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)')
-    this.siblings = db.prepare('SELECT event_id, event_type, payload, hlc, writer FROM broadcast_events WHERE parent = ? AND resource_id = ? AND writer != ?')
+    this.siblings = db.prepare('SELECT event_id, event_type, payload, hlc, writer FROM broadcast_events WHERE parent_key = ? AND resource_id = ? AND writer_key != ?')
     this.insertConflict = db.prepare('INSERT OR IGNORE INTO conflicts (resource_id, field, event_a, value_a, event_b, value_b, winner) VALUES (?, ?, ?, ?, ?, ?, ?)')
   }
 
-  apply (event: BroadcastEvent): void {
+  /** `writerKey` and `parentKey`: the event's writer and parent as stored (bytes). */
+  apply (event: BroadcastEvent, writerKey: Uint8Array, parentKey: Uint8Array | null): void {
     const p = event.payload as unknown as Record<string, unknown>
     switch (event.event_type) {
       case 'feature_deleted':
@@ -100,7 +109,7 @@ export class StateRules {
         const writes = fieldWrites(event)
         if (writes !== null) {
           this.writeFields(event, writes)
-          if (event.parent !== null) this.detectConflicts(event, writes)
+          if (parentKey !== null) this.detectConflicts(event, writes, writerKey, parentKey)
         }
       }
     }
@@ -128,18 +137,34 @@ export class StateRules {
 
   /** Writes every row touched since the last flush; call before the transaction commits. */
   flush (): void {
+    const values: Record<ResourceType, unknown[]> = { feature: [], track: [], spike: [] }
     for (const id of this.dirty) {
       const { type, row, clocks } = this.rows.get(id)!
-      row.id = id
-      const saved = row.clocks
-      row.clocks = JSON.stringify(clocks)
-      this.upsert[type].run(row)
-      row.clocks = saved
+      for (const column of this.columns[type]) values[type].push(column === 'id' ? id : column === 'clocks' ? canonicalJson(clocks) : row[column])
     }
+    for (const type of RESOURCE_TYPES) this.upsertRows(type, values[type])
     this.dirty.clear()
     for (const id of this.rows.keys()) {
       if (this.rows.size <= ROW_CACHE_SIZE) break
       this.rows.delete(id)
+    }
+  }
+
+  /** One statement per UPSERT_CHUNK rows: a block of creates touches hundreds of rows. */
+  private upsertRows (type: ResourceType, values: unknown[]): void {
+    const width = this.columns[type].length
+    const count = values.length / width
+    for (let start = 0; start < count; start += UPSERT_CHUNK) {
+      const n = Math.min(UPSERT_CHUNK, count - start)
+      let stmt = this.upserts.get(`${type}:${n}`)
+      if (stmt === undefined) {
+        const columns = this.columns[type]
+        const one = `(${columns.map(() => '?').join(', ')})`
+        stmt = this.db.prepare(`INSERT INTO ${TABLE[type]} (${columns.join(', ')}) VALUES ${new Array(n).fill(one).join(', ')}
+          ON CONFLICT(id) DO UPDATE SET ${columns.slice(1).map(c => `${c} = excluded.${c}`).join(', ')}`)
+        this.upserts.set(`${type}:${n}`, stmt)
+      }
+      stmt.run(values.slice(start * width, (start + n) * width))
     }
   }
 
@@ -166,7 +191,9 @@ export class StateRules {
     }
     // A track or spike comes into being with its first upsert; a feature with its create.
     const creates = event.event_type !== 'feature_updated' && event.event_type !== 'status_changed'
-    if (creates && (row.created_hlc === null || event.hlc < (row.created_hlc as number))) {
+    // The earliest create by (clock, writer) wins, so equal clocks on two writers name the same creator everywhere.
+    if (creates && (clocks.$created === undefined || newer(clocks.$created, clock))) {
+      clocks.$created = clock
       row.created_hlc = event.hlc
       row.created_at = event.timestamp
       row.created_by = event.agent_id
@@ -182,8 +209,8 @@ export class StateRules {
    * seeing each other. Where both set a field to different values, the pair is
    * recorded once, whichever arrived second finding the first.
    */
-  private detectConflicts (event: BroadcastEvent, writes: Record<string, unknown>): void {
-    const rows = this.siblings.all(event.parent, event.resource_id, event.writer) as Array<{ event_id: string, event_type: BroadcastEvent['event_type'], payload: string, hlc: number, writer: string }>
+  private detectConflicts (event: BroadcastEvent, writes: Record<string, unknown>, writerKey: Uint8Array, parentKey: Uint8Array): void {
+    const rows = this.siblings.all(parentKey, event.resource_id, writerKey) as Array<{ event_id: string, event_type: BroadcastEvent['event_type'], payload: string, hlc: number, writer: string }>
     for (const other of rows) {
       const otherWrites = fieldWrites({ event_type: other.event_type, payload: JSON.parse(other.payload) })
       if (otherWrites === null) continue

@@ -1,33 +1,67 @@
-// The SQLite layout. broadcast_events keeps exactly the seed's columns and two
-// indexes first, then what peer-to-peer needs (clock, position, parent, cursor).
+// The SQLite layout. broadcast_events offers the seed's columns and two
+// indexes, then what peer-to-peer needs (clock, position, parent, cursor).
 // The database is a cache of the logs: deleting the file is always safe.
 
 import { randomBytes } from 'node:crypto'
 import type { Database } from 'better-sqlite3'
+import { EVENT_TYPES, ID_PREFIXES, RESOURCE_TYPES } from '../events/types.ts'
 
-export const SCHEMA_VERSION = 2
+export const SCHEMA_VERSION = 3
 
-const STATEMENTS = [
-  `CREATE TABLE IF NOT EXISTS broadcast_events (
-    event_id TEXT PRIMARY KEY,
-    event_type TEXT NOT NULL,
+/**
+ * broadcast_events stores each event in its smallest form and derives the
+ * seed's text columns from it (virtual columns, computed on read): the event id
+ * is the writer key's first 8 bytes, seq and idx; the timestamp is the clock's
+ * milliseconds; writer and parent are stored as bytes, the event type as its
+ * wire code. The cursor is the rowid, so rows sit in delivery order and no
+ * separate cursor index is kept. Every insert touches the table and four
+ * indexes: the event id (unique, as the seed's primary key), the seed's timestamp and
+ * resource_id, and parent (sibling lookups for conflicts).
+ */
+const BROADCAST_EVENTS = `CREATE TABLE IF NOT EXISTS broadcast_events (
+    cursor INTEGER PRIMARY KEY,
+    writer_key BLOB NOT NULL,
+    seq INTEGER NOT NULL,
+    idx INTEGER NOT NULL,
+    type_code INTEGER NOT NULL,
     resource_id TEXT NOT NULL,
-    resource_type TEXT NOT NULL,
     agent_id TEXT NOT NULL,
     session_id TEXT NOT NULL,
     payload JSON,
-    timestamp TEXT NOT NULL,
     hlc INTEGER NOT NULL,
-    writer TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    idx INTEGER NOT NULL,
-    parent TEXT,
-    cursor INTEGER NOT NULL UNIQUE
-  )`,
+    parent_key BLOB,
+    event_id TEXT NOT NULL GENERATED ALWAYS AS (lower(hex(substr(writer_key, 1, 8))) || printf('%012x%04x', seq, idx)) VIRTUAL,
+    event_type TEXT NOT NULL GENERATED ALWAYS AS (CASE type_code ${EVENT_TYPES.map((t, i) => `WHEN ${i} THEN '${t}'`).join(' ')} END) VIRTUAL,
+    resource_type TEXT NOT NULL GENERATED ALWAYS AS (CASE substr(resource_id, 1, instr(resource_id, '-') - 1) ${RESOURCE_TYPES.map(r => `WHEN '${ID_PREFIXES[r]}' THEN '${r}'`).join(' ')} END) VIRTUAL,
+    timestamp TEXT NOT NULL GENERATED ALWAYS AS (strftime('%Y-%m-%dT%H:%M:%fZ', (hlc / 1000) / 1000.0, 'unixepoch')) VIRTUAL,
+    writer TEXT NOT NULL GENERATED ALWAYS AS (lower(hex(writer_key))) VIRTUAL,
+    parent TEXT GENERATED ALWAYS AS (CASE WHEN parent_key IS NULL THEN NULL ELSE lower(hex(parent_key)) END) VIRTUAL
+  )`
+
+/**
+ * event_id is unique and indexed, as the seed's PRIMARY KEY promises: a user's
+ * `WHERE event_id = ?` is a lookup, not a scan. (An index on the position
+ * bytes alone is about 20 B per event smaller, but would leave that query
+ * scanning the whole trail.)
+ */
+export const EVENT_POSITION = 'event_id'
+export const WHERE_EVENT_ID = 'event_id = ?'
+
+/** The parameters of WHERE_EVENT_ID for an event id. */
+export function eventIdParams (eventId: string): [string] {
+  return [eventId]
+}
+
+/** The stored columns of broadcast_events, in the projector's insert order. */
+export const STORED_EVENT_COLUMNS = ['cursor', 'writer_key', 'seq', 'idx', 'type_code', 'resource_id', 'agent_id', 'session_id', 'payload', 'hlc', 'parent_key'] as const
+
+const STATEMENTS = [
+  BROADCAST_EVENTS,
+  `CREATE UNIQUE INDEX IF NOT EXISTS idx_broadcast_event_id ON broadcast_events(${EVENT_POSITION})`,
   'CREATE INDEX IF NOT EXISTS idx_broadcast_timestamp ON broadcast_events(timestamp)',
   'CREATE INDEX IF NOT EXISTS idx_broadcast_resource ON broadcast_events(resource_id)',
   // Concurrency detection looks up siblings: events that share a parent.
-  'CREATE INDEX IF NOT EXISTS idx_broadcast_parent ON broadcast_events(parent) WHERE parent IS NOT NULL',
+  'CREATE INDEX IF NOT EXISTS idx_broadcast_parent ON broadcast_events(parent_key) WHERE parent_key IS NOT NULL',
   // Which items may hold a live claim (recent claim_added events), without a scan of the trail.
   "CREATE INDEX IF NOT EXISTS idx_broadcast_claims ON broadcast_events(hlc) WHERE event_type = 'claim_added'",
   `CREATE TABLE IF NOT EXISTS features (
@@ -47,6 +81,8 @@ const STATEMENTS = [
     clocks JSON NOT NULL DEFAULT '{}'
   )`,
   'CREATE INDEX IF NOT EXISTS idx_features_track ON features(track_id)',
+  // features() lists oldest first and pages by (created_hlc, id).
+  'CREATE INDEX IF NOT EXISTS idx_features_created ON features(created_hlc, id)',
   `CREATE TABLE IF NOT EXISTS tracks (
     id TEXT PRIMARY KEY,
     title TEXT,
@@ -131,6 +167,14 @@ export function migrate (db: Database): void {
     throw new Error(`crosscast.db has schema version ${version}, newer than this crosscast (${SCHEMA_VERSION}); delete the file to rebuild it from the logs`)
   }
   db.transaction(() => {
+    // The projection is a cache of the logs: a layout that is not this version's
+    // (version 2's wide rows, or an event type list that grew) is dropped and
+    // rebuilt from the logs, as if the file had been deleted.
+    if (storedEventsTable(db) !== null && storedEventsTable(db) !== BROADCAST_EVENTS.replace('IF NOT EXISTS ', '')) {
+      for (const table of REPLICATED_TABLES) db.exec(`DROP TABLE IF EXISTS ${table}`)
+      if (tableExists(db, 'writers')) db.exec('UPDATE writers SET indexed = 0, skipped = 0, last_error = NULL')
+      if (tableExists(db, 'meta')) db.exec("DELETE FROM meta WHERE key = 'epoch'")
+    }
     for (const sql of STATEMENTS) db.exec(sql)
     for (const up of UPGRADES) {
       const columns = db.prepare(`SELECT name FROM pragma_table_info('${up.table}')`).all() as Array<{ name: string }>
@@ -139,6 +183,15 @@ export function migrate (db: Database): void {
     if (readEpoch(db) === null) newEpoch(db)
     db.pragma(`user_version = ${SCHEMA_VERSION}`)
   })()
+}
+
+function storedEventsTable (db: Database): string | null {
+  const row = db.prepare("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'broadcast_events'").get() as { sql: string } | undefined
+  return row?.sql ?? null
+}
+
+function tableExists (db: Database, name: string): boolean {
+  return db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(name) !== undefined
 }
 
 export function readEpoch (db: Database): string | null {

@@ -14,7 +14,7 @@ import { HybridLogicalClock } from '../events/hlc.ts'
 import { validateDraft, validateLabel } from '../events/validate.ts'
 import type { BroadcastEvent, EventDraft, EventType } from '../events/types.ts'
 import { SessionLog } from '../log/session-log.ts'
-import { configure, migrate } from '../projection/schema.ts'
+import { configure, eventIdParams, migrate, WHERE_EVENT_ID } from '../projection/schema.ts'
 import { Projector } from '../projection/projector.ts'
 import { EventReader, EVENT_COLUMNS, rowToEvent } from '../projection/queries.ts'
 import { SubscriptionHub } from '../subscriptions/hub.ts'
@@ -513,7 +513,8 @@ export class Crosscast extends EventEmitter implements Writer {
 
   /** One event by id, or null. */
   getEvent (eventId: string): BroadcastEvent | null {
-    const row = this.db.prepare(`SELECT ${EVENT_COLUMNS} FROM broadcast_events WHERE event_id = ?`).get(eventId) as Record<string, unknown> | undefined
+    if (typeof eventId !== 'string' || !/^[0-9a-f]{32}$/.test(eventId)) return null
+    const row = this.db.prepare(`SELECT ${EVENT_COLUMNS} FROM broadcast_events WHERE ${WHERE_EVENT_ID}`).get(...eventIdParams(eventId)) as Record<string, unknown> | undefined
     return row === undefined ? null : rowToEvent(row)
   }
 

@@ -219,7 +219,8 @@ export class FeatureCollection {
     return record === null ? null : new Feature(this.writer, record)
   }
 
-  async list (query: { status?: Status, track?: string } = {}): Promise<Feature[]> {
+  /** Oldest first; pass `limit` and the last id of a page as `after` to page through many. */
+  async list (query: { status?: Status, track?: string, limit?: number, after?: string } = {}): Promise<Feature[]> {
     return this.writer.state.features(query).map(record => new Feature(this.writer, record))
   }
 

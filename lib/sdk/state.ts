@@ -26,6 +26,13 @@ export interface TrackRecord { id: string, title: string | null, description: st
 export interface SpikeRecord { id: string, title: string | null, findings: string | null, created_at: string, created_by: string, updated_at: string, version: string }
 export interface ConflictRecord { resource_id: string, field: string, event_a: string, value_a: unknown, event_b: string, value_b: unknown, winner: string }
 
+export interface FeatureQuery { status?: string, track?: string, limit?: number, after?: string }
+
+/** Most features in one page (features({ limit })). */
+export const MAX_FEATURE_PAGE = 1000
+/** Up to this many features, links are read per feature; beyond, in one query. */
+const LINKS_ONE_BY_ONE = 16
+const LINK_COLUMNS = 'event_id, linked_feature_id, link_type, agent_id, created_at'
 const VISIBLE_FEATURE = 'created_hlc IS NOT NULL AND (deleted_hlc IS NULL OR deleted_hlc < last_write_hlc)'
 const FEATURE_COLUMNS = 'id, title, status, description, tags, priority, track_id, created_at, created_by, updated_at'
 
@@ -42,7 +49,7 @@ export class StateReader {
   constructor (db: Database) {
     this.db = db
     this.featureById = db.prepare(`SELECT ${FEATURE_COLUMNS} FROM features WHERE id = ? AND ${VISIBLE_FEATURE}`)
-    this.linksOf = db.prepare('SELECT event_id, linked_feature_id, link_type, agent_id, created_at FROM links WHERE feature_id = ? ORDER BY hlc, event_id')
+    this.linksOf = db.prepare(`SELECT ${LINK_COLUMNS} FROM links WHERE feature_id = ? ORDER BY hlc, event_id`)
     this.trackById = db.prepare('SELECT id, title, description, created_at, created_by, updated_at FROM tracks WHERE id = ? AND created_hlc IS NOT NULL')
     this.spikeById = db.prepare('SELECT id, title, findings, created_at, created_by, updated_at FROM spikes WHERE id = ? AND created_hlc IS NOT NULL')
     this.trackOfFeature = db.prepare('SELECT track_id FROM features WHERE id = ?')
@@ -83,9 +90,18 @@ export class StateReader {
     return row === undefined ? null : this.toFeature(row)
   }
 
-  features (query: { status?: string, track?: string } = {}): FeatureRecord[] {
+  /**
+   * Visible features, oldest first. `limit` and `after` (the last id of the
+   * previous page) page through them: each page is an index range read, so a
+   * room with many thousands of features lists a page in constant time.
+   */
+  features (query: FeatureQuery = {}): FeatureRecord[] {
     const where = [VISIBLE_FEATURE]
     const params: unknown[] = []
+    if (query.after !== undefined) {
+      where.push('(created_hlc, id) > (SELECT created_hlc, id FROM features WHERE id = ?)')
+      params.push(validateId(query.after, 'after', 'feature'))
+    }
     if (query.status !== undefined) {
       where.push('status = ?')
       params.push(validateStatus(query.status, 'status'))
@@ -94,8 +110,23 @@ export class StateReader {
       where.push('track_id = ?')
       params.push(validateId(query.track, 'track', 'track'))
     }
-    const rows = this.db.prepare(`SELECT ${FEATURE_COLUMNS} FROM features WHERE ${where.join(' AND ')} ORDER BY created_hlc, id`).all(...params) as Array<Record<string, unknown>>
-    return rows.map(row => this.toFeature(row))
+    let limit = ''
+    if (query.limit !== undefined) {
+      if (!Number.isInteger(query.limit) || query.limit < 1 || query.limit > MAX_FEATURE_PAGE) throw new CrosscastError('INVALID_OPTION', `limit must be an integer from 1 to ${MAX_FEATURE_PAGE}, got ${String(query.limit)}`, { field: 'limit' })
+      limit = ` LIMIT ${query.limit}`
+    }
+    const page = `SELECT ${FEATURE_COLUMNS} FROM features WHERE ${where.join(' AND ')} ORDER BY created_hlc, id${limit}`
+    const rows = this.db.prepare(page).all(...params) as Array<Record<string, unknown>>
+    if (rows.length <= LINKS_ONE_BY_ONE) return rows.map(row => this.toFeature(row))
+    // Many features: their links in one query rather than one per feature.
+    const links = new Map<string, LinkRecord[]>()
+    for (const link of this.db.prepare(`SELECT feature_id, ${LINK_COLUMNS} FROM links WHERE feature_id IN (SELECT id FROM (${page})) ORDER BY feature_id, hlc, event_id`).all(...params) as Array<LinkRecord & { feature_id: string }>) {
+      const { feature_id: featureId, ...record } = link
+      let list = links.get(featureId)
+      if (list === undefined) links.set(featureId, list = [])
+      list.push(record)
+    }
+    return rows.map(row => this.toFeature(row, links.get(row.id as string) ?? []))
   }
 
   track (id: string): TrackRecord | null {
@@ -144,11 +175,11 @@ export class StateReader {
     throw new CrosscastError('INVALID_ID', `${id} is not a resource id`, { field: 'id' })
   }
 
-  private toFeature (row: Record<string, unknown>): FeatureRecord {
+  private toFeature (row: Record<string, unknown>, links?: LinkRecord[]): FeatureRecord {
     return {
       ...(row as unknown as FeatureRecord),
       tags: row.tags === null ? [] : JSON.parse(row.tags as string),
-      links: this.linksOf.all(row.id) as LinkRecord[],
+      links: links ?? this.linksOf.all(row.id) as LinkRecord[],
       version: this.version(row.id as string) as string
     }
   }

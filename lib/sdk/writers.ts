@@ -19,6 +19,8 @@ export type { KnownWriter } from './writer-store.ts'
 
 /** Blocks read per projector transaction while catching up: large enough to amortize the commit, small enough to keep the thread responsive. */
 const BLOCKS_PER_TRANSACTION = 128
+/** Own blocks' projected events kept for their saves, at most (see WriterFeed.unclaimed). */
+const UNCLAIMED_BLOCKS = 256
 /** How often a writer whose next block is stamped too far ahead is looked at again. */
 const CLOCK_HOLD_RETRY_MS = 5_000
 /** Backoff after a failed read or projection, doubling from the first to the last. */
@@ -40,6 +42,12 @@ export class WriterFeed implements BlockSink {
   private readonly logger: Logger
   private readonly onDistrust: (feed: WriterFeed, distrust: Distrust) => void
   private readonly hints = new Map<number, Hint>()
+  /**
+   * Events of own blocks projected before their save asked for them (the feed
+   * runs on the core's append event, often before the append's promise
+   * resolves): handed over from memory instead of read back from SQLite.
+   */
+  private readonly unclaimed = new Map<number, BroadcastEvent[]>()
   private readonly waiters = new Map<number, Waiter[]>()
   private running: Promise<void> | null = null
   private again = false
@@ -82,6 +90,11 @@ export class WriterFeed implements BlockSink {
    * on close it resolves with the events as written (cursor 0: not projected yet).
    */
   projected (seq: number): Promise<BroadcastEvent[]> {
+    const ready = this.unclaimed.get(seq)
+    if (ready !== undefined) {
+      this.unclaimed.delete(seq)
+      return Promise.resolve(ready)
+    }
     if (seq < this.projector.indexedLength(this.key)) return Promise.resolve(this.storedEvents(seq))
     if (this.stopped) return Promise.resolve(this.unprojected(seq))
     const promise = new Promise<BroadcastEvent[]>(resolve => {
@@ -123,9 +136,9 @@ export class WriterFeed implements BlockSink {
   }
 
   /** Projects up to `limit` blocks while paused, silently if the projector is not publishing (reindex). */
-  async replay (limit: number): Promise<void> {
+  async replay (limit: number, onTransaction?: (indexed: number) => void): Promise<void> {
     this.held = null
-    await this.loop(limit, true)
+    await this.loop(limit, true, onTransaction)
   }
 
   resume (): void {
@@ -143,6 +156,7 @@ export class WriterFeed implements BlockSink {
     }
     this.waiters.clear()
     this.hints.clear()
+    this.unclaimed.clear()
     return this.running ?? Promise.resolve()
   }
 
@@ -152,7 +166,7 @@ export class WriterFeed implements BlockSink {
   }
 
   /** `replaying`: run while paused (the reindex itself); otherwise a pause ends the pass between transactions. */
-  private async loop (limit: number, replaying: boolean): Promise<void> {
+  private async loop (limit: number, replaying: boolean, onTransaction?: (indexed: number) => void): Promise<void> {
     do {
       this.again = false
       let indexed = this.projector.indexedLength(this.key)
@@ -174,8 +188,9 @@ export class WriterFeed implements BlockSink {
           return
         }
         this.succeeded()
-        this.settle(indexed, result.indexed, result.added)
+        this.settle(indexed, result.indexed, result.added, new Set(inputs.filter(i => i.decoded !== undefined).map(i => i.seq)))
         indexed = result.indexed
+        onTransaction?.(indexed)
         if (result.held !== null) {
           this.hold(result.held)
           return
@@ -205,10 +220,10 @@ export class WriterFeed implements BlockSink {
     return inputs
   }
 
-  /** Hands each projected block's events to the saves waiting for it. */
-  private settle (from: number, to: number, added: BroadcastEvent[]): void {
+  /** Hands each projected block's events to the saves waiting for it, or keeps an own block's for the save that will ask. */
+  private settle (from: number, to: number, added: BroadcastEvent[], hinted: ReadonlySet<number>): void {
     for (let seq = from; seq < to; seq++) this.hints.delete(seq)
-    if (this.waiters.size === 0) return
+    if (this.waiters.size === 0 && hinted.size === 0) return
     const bySeq = new Map<number, BroadcastEvent[]>()
     for (const event of added) {
       let list = bySeq.get(event.seq)
@@ -217,10 +232,23 @@ export class WriterFeed implements BlockSink {
     }
     for (let seq = from; seq < to; seq++) {
       const list = this.waiters.get(seq)
-      if (list === undefined) continue
+      if (list === undefined) {
+        const events = bySeq.get(seq)
+        if (hinted.has(seq) && events !== undefined) this.keepUnclaimed(seq, events)
+        continue
+      }
       this.waiters.delete(seq)
       const events = bySeq.get(seq) ?? this.storedEvents(seq)
       for (const w of list) w.resolve(events)
+    }
+  }
+
+  private keepUnclaimed (seq: number, events: BroadcastEvent[]): void {
+    this.unclaimed.set(seq, events)
+    // Every appended block is asked for once; the bound only guards against a caller that never asks.
+    for (const old of this.unclaimed.keys()) {
+      if (this.unclaimed.size <= UNCLAIMED_BLOCKS) break
+      this.unclaimed.delete(old)
     }
   }
 
@@ -232,8 +260,7 @@ export class WriterFeed implements BlockSink {
   private unprojected (seq: number): BroadcastEvent[] {
     const hint = this.hints.get(seq)
     if (hint === undefined) return this.storedEvents(seq)
-    const key = Buffer.from(this.key, 'hex')
-    return hint.events.map((wire, idx) => wireToEvent(key, this.key, seq, idx, hint.sessionId, wire, 0))
+    return hint.events.map((wire, idx) => wireToEvent(this.key, seq, idx, hint.sessionId, wire, 0))
   }
 
   private hold (held: Hold): void {
@@ -437,10 +464,16 @@ export class WriterRegistry {
       this.projector.reset(epoch)
       const total = lengths.reduce((n, l) => n + l, 0)
       let done = 0
+      let reported = -1
+      const report = (n: number): void => {
+        reported = n
+        onProgress?.(n, total)
+      }
       for (let i = 0; i < feeds.length; i++) {
-        await feeds[i].replay(lengths[i])
+        // Progress after every transaction: a long log reports as it goes, not once at its end.
+        await feeds[i].replay(lengths[i], indexed => report(done + Math.min(indexed, lengths[i])))
         done += lengths[i]
-        onProgress?.(done, total)
+        if (reported < done) report(done)
       }
     } finally {
       this.projector.publishing = true

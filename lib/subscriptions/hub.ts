@@ -10,6 +10,8 @@ import type { Logger } from '../logger.ts'
 import { CrosscastError } from '../errors.ts'
 
 const REPLAY_PAGE = 500
+/** An iterator's first replay page: a reader that takes a page and stops should not pay for 500 rows. Pages double from it. */
+const FIRST_ITERATOR_PAGE = 100
 /** Live events an iterator holds before it falls back to reading from the database. */
 export const ITERATOR_QUEUE_LIMIT = 1024
 
@@ -113,6 +115,7 @@ export class SubscriptionHub {
     const since = this.start(request)
     let last = since ?? this.lastCursor()
     let replaying = since !== undefined
+    let pageSize = FIRST_ITERATOR_PAGE
     let overflowed = false
     const queue: BroadcastEvent[] = []
     const carried: BroadcastEvent[] = []
@@ -148,10 +151,12 @@ export class SubscriptionHub {
           overflowed = false
           queue.length = 0
           replaying = true
+          pageSize = REPLAY_PAGE
         }
         if (replaying) {
-          const page = this.reader.after(last, filter.sql, filter.params, REPLAY_PAGE)
-          if (page.length < REPLAY_PAGE) replaying = false
+          const page = this.reader.after(last, filter.sql, filter.params, pageSize)
+          if (page.length < pageSize) replaying = false
+          pageSize = Math.min(REPLAY_PAGE, pageSize * 2)
           for (const event of page) {
             last = event.cursor
             yield event

@@ -17,10 +17,13 @@ export interface ChildPeer {
 export interface SpawnPeerOptions {
   /** argv run before node, e.g. `['ip', 'netns', 'exec', ns]` to start the peer in a network namespace. */
   prefix?: string[]
+  /** Another fixture speaking the same protocol (default fixtures/peer.ts), and arguments after the options. */
+  script?: string
+  args?: string[]
 }
 
 export async function spawnPeer (t: Pick<Assert, 'teardown'>, options: CrosscastOptions, timeoutMs = 30_000, launch: SpawnPeerOptions = {}): Promise<ChildPeer> {
-  const argv = [...(launch.prefix ?? []), process.execPath, '--import', 'tsx', PEER, JSON.stringify(options)]
+  const argv = [...(launch.prefix ?? []), process.execPath, '--import', 'tsx', launch.script ?? PEER, JSON.stringify(options), ...(launch.args ?? [])]
   const child = spawn(argv[0], argv.slice(1), { stdio: ['pipe', 'pipe', 'inherit'] })
   const exited = new Promise<void>(resolve => child.once('exit', () => resolve()))
   t.teardown(async () => {
