@@ -17,7 +17,7 @@ export interface BlockInput {
   seq: number
   block: Uint8Array
   /** Already-decoded events, when the caller is the writer that just encoded them (a cache hint: checked like any block). */
-  decoded?: { sessionId: string, events: WireEvent[] }
+  decoded?: { sessionId: string, events: WireEvent[], ended?: boolean }
 }
 
 /**
@@ -33,6 +33,8 @@ export interface ApplyResult {
   /** The writer's checkpoint after the call: blocks below it are projected or skipped. */
   indexed: number
   held: Hold | null
+  /** Whether the last block projected by this call was its session's end marker (null: none was projected). */
+  ended: boolean | null
 }
 
 export interface WriterCheckpoint { key: string, sessionId: string | null, agentId: string | null, local: boolean, indexed: number, fork: number, skipped: number, lastError: string | null }
@@ -154,6 +156,7 @@ export class Projector {
     const added: BroadcastEvent[] = []
     const startCursor = this.nextCursor
     let held: Hold | null = null
+    let ended: boolean | null = null
     let indexed = 0
     try {
       this.db.transaction(() => {
@@ -175,6 +178,7 @@ export class Projector {
               this.skip.run(reason, writer)
               this.opts.logger.warn({ writer, seq: input.seq, err: (err as Error).message }, 'skipped an invalid block from a writer')
               indexed = input.seq + 1
+              ended = false
               continue
             }
           }
@@ -196,6 +200,7 @@ export class Projector {
             added.push(event)
           }
           indexed = input.seq + 1
+          ended = decoded.ended === true
         }
         this.rules.flush()
         this.checkpoint.run(indexed, fork, sessionId, writer)
@@ -211,7 +216,7 @@ export class Projector {
       for (const event of added) this.opts.onObserve(event)
       if (this.publishing) this.opts.onCommit(added)
     }
-    return { added, indexed, held }
+    return { added, indexed, held, ended }
   }
 }
 
