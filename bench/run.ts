@@ -64,7 +64,7 @@
 // (spawnPeer / servePeer) and bench/lib/tracker.ts the same way.
 //
 // Env: BENCH_RUNS, BENCH_QUICK=1, BENCH_ONLY=crosscast,hypercore,autobase,ws,socketio,automerge
-// (any subset; a crosscast module also by its name: local, replication, gateway, claims, connect, agents,
+// (any subset; a crosscast module also by its name: local, replication, gateway, claims, connect, agents, writers,
 // or by its key, e.g. crosscast:gateway.ts), BENCH_CLIENTS, BENCH_LARGE_CLIENTS, BENCH_CPU_PROF (bench/gateway.ts),
 // BENCH_MW_EVENTS, BENCH_CHANGES, BENCH_CONNECT_ROUNDS, BENCH_HYPERDHT_BASELINE.
 // A BENCH_ONLY run writes bench/results/only-<names>.{md,json}; only a full run writes latest.*.
@@ -82,7 +82,7 @@ import { baselines as connectBaselines } from './connect.ts'
 
 interface Entry { key: string, system: string, run: (ctx: BenchContext) => Promise<FigureSet> }
 
-const CROSSCAST_MODULES = ['local.ts', 'replication.ts', 'gateway.ts', 'claims.ts', 'connect.ts', 'agents.ts']
+const CROSSCAST_MODULES = ['local.ts', 'replication.ts', 'gateway.ts', 'claims.ts', 'connect.ts', 'agents.ts', 'writers.ts']
 const MODULE_TIME_LIMIT_MS = 45 * 60_000
 
 async function crosscastEntries (errors: string[]): Promise<Entry[]> {

@@ -626,18 +626,18 @@ export class WriterRegistry {
   private async closeFeeds (feeds: WriterFeed[]): Promise<void> {
     const records: Array<{ key: string, closed: ClosedAt }> = []
     for (const feed of feeds) {
-      const caughtUp = feed.caughtUp
-      this.feeds.delete(feed.key)
-      await feed.stop()
+      // Recorded before anything is awaited: news of a longer log arriving meanwhile is compared with this.
       const k = this.known.get(feed.key)
-      if (k !== undefined && caughtUp) {
-        const indexed = this.projector.indexedLength(feed.key)
-        k.closed = { held: indexed, fork: feed.core.fork, ended: feed.ended === true }
+      if (k !== undefined && feed.caughtUp) {
+        k.closed = { held: this.projector.indexedLength(feed.key), fork: feed.core.fork, ended: feed.ended === true }
         records.push({ key: feed.key, closed: k.closed })
       }
+      this.feeds.delete(feed.key)
     }
+    await Promise.all(feeds.map(feed => feed.stop()))
     await Promise.all(feeds.map(feed => feed.core.close()))
-    this.writers.closed(records)
+    // One opened again meanwhile (a peer was ahead) is recorded as open already.
+    this.writers.closed(records.filter(r => !this.feeds.has(r.key) && !this.opening.has(r.key)))
   }
 
   /**
