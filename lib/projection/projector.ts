@@ -76,7 +76,7 @@ export class Projector {
       (event_id, event_type, resource_id, resource_type, agent_id, session_id, payload, timestamp, hlc, writer, seq, idx, parent, cursor)
       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
     this.checkpoint = db.prepare('UPDATE writers SET indexed = ?, fork = ?, session_id = coalesce(session_id, ?) WHERE key = ?')
-    this.readCheckpoint = db.prepare('SELECT indexed FROM writers WHERE key = ?')
+    this.readCheckpoint = db.prepare('SELECT indexed, fork FROM writers WHERE key = ?')
     this.setLastError = db.prepare('UPDATE writers SET last_error = ? WHERE key = ?')
     this.selectAt = db.prepare(`SELECT ${EVENT_COLUMNS} FROM broadcast_events WHERE event_id = ?`)
     this.skip = db.prepare('UPDATE writers SET skipped = skipped + 1, last_error = ? WHERE key = ?')
@@ -112,8 +112,12 @@ export class Projector {
   }
 
   indexedLength (key: string): number {
-    const row = this.readCheckpoint.get(key) as { indexed: number } | undefined
-    return row === undefined ? 0 : row.indexed
+    return this.checkpointOf(key).indexed
+  }
+
+  /** How far one log is projected, and on which fork. */
+  checkpointOf (key: string): { indexed: number, fork: number } {
+    return (this.readCheckpoint.get(key) as { indexed: number, fork: number } | undefined) ?? { indexed: 0, fork: 0 }
   }
 
   writers (): WriterCheckpoint[] {

@@ -545,11 +545,10 @@ export class WriterRegistry {
   }
 
   private diverges (feed: WriterFeed): string | null {
-    const indexed = this.projector.indexedLength(feed.key)
-    if (indexed === 0) return null
-    const cp = this.projector.writers().find(w => w.key === feed.key)
-    if (feed.core.length < indexed) return `log ${feed.key.slice(0, 8)} (session ${feed.info.sessionId}) has ${feed.core.length} blocks but the database projected ${indexed}`
-    if (cp !== undefined && feed.core.fork !== cp.fork) return `log ${feed.key.slice(0, 8)} (session ${feed.info.sessionId}) is on fork ${feed.core.fork} but the database projected fork ${cp.fork}`
+    const cp = this.projector.checkpointOf(feed.key)
+    if (cp.indexed === 0) return null
+    if (feed.core.length < cp.indexed) return `log ${feed.key.slice(0, 8)} (session ${feed.info.sessionId}) has ${feed.core.length} blocks but the database projected ${cp.indexed}`
+    if (feed.core.fork !== cp.fork) return `log ${feed.key.slice(0, 8)} (session ${feed.info.sessionId}) is on fork ${feed.core.fork} but the database projected fork ${cp.fork}`
     return null
   }
 
