@@ -618,8 +618,9 @@ export class WriterRegistry {
     const k = this.known.get(feed.key)
     if (k?.legacy === true) return false
     if (k === undefined || k.announced <= feed.core.contiguousLength) return true
-    // Someone said the log is longer and nobody served it while it was open: close; the next announcement reopens it.
-    return Date.now() - feed.lastActive >= 2 * this.opts.idleMs
+    // A peer said the log is longer: stay open while any connected peer replicates it (a busy holder may take
+    // a while to serve thousands of logs); with none left, close, and the next announcement reopens it.
+    return feed.core.peers.length === 0 && Date.now() - feed.lastActive >= 2 * this.opts.idleMs
   }
 
   private async closeFeeds (feeds: WriterFeed[]): Promise<void> {
