@@ -5,6 +5,7 @@
 import test from 'brittle'
 import { Crosscast, contentHash } from '../lib/index.ts'
 import { countEvents, link, until } from './helpers/node.ts'
+import { startGateway, post } from './helpers/gateway.ts'
 
 const WRITERS = 300
 const IDLE_MS = 200
@@ -73,4 +74,22 @@ test('writer lifecycle: 300 writers; a reopened node opens none of the quiet log
   await until(() => b.status().logs.open === 1, 20_000, 'the peer to close them again once quiet')
   t.pass('closed again once quiet')
   await cut()
+})
+
+test('writer lifecycle: a gateway X-Session-ID that wrote once and left is ended, closed, still its own signed writer, and not opened on restart', { timeout: 60_000 }, async (t) => {
+  const { url, cc, gw, storage } = await startGateway(t, { sessionIdleMs: 200 })
+  const ids = ['once-a', 'once-b', 'once-c']
+  for (const id of ids) t.is((await post(url, '/api/broadcast/features', { title: `from ${id}` }, { 'x-agent-id': 'agent', 'x-session-id': id })).status, 201)
+  await until(() => ids.every(id => writer(cc, id)?.open === false), 10_000, 'the idle sessions to be closed')
+  for (const id of ids) t.ok(writer(cc, id)?.ended === true, `${id} ended its log`)
+  const keys = new Set(ids.map(id => writer(cc, id)?.key))
+  t.is(keys.size, ids.length, 'each X-Session-ID kept its own log (its own signing key)')
+  const events = countEvents(cc)
+  await gw.close()
+  await cc.close()
+
+  const again = await Crosscast.open({ storage, room: 'gateway-test', agent: 'gateway', sessionId: 'gateway', swarm: false, lan: false })
+  t.teardown(() => again.close())
+  t.is(again.status().logs.opened, 1, 'a restart opens only the node\'s own log')
+  t.is(countEvents(again), events, 'and every event is still there')
 })
