@@ -26,7 +26,7 @@ test('gateway sessions: past maxSessions a new X-Session-ID gets 429 LIMIT_REACH
   t.is((await post(url, '/api/broadcast/features', { title: 'c' }, as('s-c'))).status, 201, 'a new session is accepted once others went idle')
   const again = await post(url, '/api/broadcast/features', { title: 'a3' }, as('s-a'))
   t.is(again.status, 201, 'a closed session reopens on its next write')
-  t.is(cc.getEvent(again.body.event_id)?.seq, 2, 'and its log continues where it stopped')
+  t.is(cc.getEvent(again.body.event_id)?.seq, 3, 'and its log continues where it stopped: blocks 0 and 1, then the end marker its idle close appended')
 })
 
 test('bounded memory: the latest-event-per-resource memory is an LRU, and parents stay right for evicted resources', async (t) => {

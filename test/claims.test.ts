@@ -4,30 +4,13 @@ import { Crosscast, CrosscastError, contentHash, type ClaimLost, type ErrorCode 
 import fc from 'fast-check'
 import { encodeBlock, decodeBlock } from '../lib/events/codec.ts'
 import { claimChains, winningChain, type ClaimEventRow } from '../lib/projection/claims.ts'
-import { countEvents, until } from './helpers/node.ts'
+import { countEvents, link, until } from './helpers/node.ts'
 import { spawnPeer } from './helpers/child-peer.ts'
 
 async function offlineNode (t: Assert, sessionId: string, agent = sessionId): Promise<Crosscast> {
   const cc = await Crosscast.open({ storage: await t.tmp(), room: 'claims', secret: 's3cret', agent, sessionId, swarm: false, lan: false })
   t.teardown(() => cc.close())
   return cc
-}
-
-/** A TCP connection on 127.0.0.1 between two nodes through replicate(); cut() is a partition. */
-async function link (t: Assert, server: Crosscast, client: Crosscast): Promise<{ cut: () => Promise<void> }> {
-  const sockets: net.Socket[] = []
-  const listener = net.createServer((socket) => { sockets.push(socket); server.replicate(false, socket) })
-  await new Promise<void>(resolve => listener.listen(0, '127.0.0.1', resolve))
-  const socket = net.connect((listener.address() as net.AddressInfo).port, '127.0.0.1')
-  sockets.push(socket)
-  client.replicate(true, socket)
-  const cut = async (): Promise<void> => {
-    for (const s of sockets) s.destroy()
-    await new Promise<void>(resolve => listener.close(() => resolve()))
-    await until(() => server.status().peers.length === 0 && client.status().peers.length === 0, 10_000, 'both sides to see the link gone')
-  }
-  t.teardown(() => { for (const s of sockets) s.destroy(); listener.close() })
-  return { cut }
 }
 
 async function rejectsWith (t: Assert, promise: Promise<unknown>, code: ErrorCode, message?: RegExp): Promise<CrosscastError | null> {

@@ -10,7 +10,7 @@ import Protomux from 'protomux'
 import c from 'compact-encoding'
 import { deriveRoom } from '../lib/replication/room.ts'
 import { RoomReplicator, ROOM_PROTOCOL, DEFAULT_HANDSHAKE_TIMEOUT_MS, DEFAULT_SILENT_TIMEOUT_MS, type WriterDirectory, type WriterInfo, type RoomConnection } from '../lib/replication/replicator.ts'
-import { connectionMac, encodeWriters } from '../lib/replication/wire.ts'
+import { connectionMac, encodeWriters, decodeWriters } from '../lib/replication/wire.ts'
 import { CrosscastError } from '../lib/errors.ts'
 
 // ---- scaffolding: a directory over real corestores, as the node will have ----
@@ -501,4 +501,26 @@ test('close is idempotent, leaves no timer, and refuses later connections', asyn
   a.replicator.attach(conn(sLate, keys))
   await within(3000, 'late stream closed', closed(sLate))
   t.pass('a connection attached after close is destroyed')
+})
+
+test('wire compatibility: a peer on the older format (no features in its open message) gets bare keys; a current peer gets lengths', async (t) => {
+  const room = deriveRoom('project-x', 'hunter2')
+  const a = await makePeer(t, 'a', room)
+  await a.writer.append(Buffer.from('w0'))
+  a.directory.infos.set(a.info.key.toString('hex'), { ...a.info, length: 1, fork: 0, ended: false })
+
+  // The older format: two messages, no handshake; it must decode what it receives with the old decoder.
+  const old = await rawRoomPeer(t, a, room.authKey)
+  await until(5000, 'the older peer to receive A\'s writers', () => old.received.length >= 2)
+  const listed = decodeWriters(old.received[1])
+  t.ok(listed.ok && listed.writers.length === 1 && listed.writers[0].key.equals(a.info.key), 'message 1, bare keys, as before')
+  t.is(listed.ok ? listed.writers[0].length : 'x', undefined, 'no length where an older peer could misread it')
+  old.send(1, encodeWriters([{ key: Buffer.alloc(32, 5), sessionId: 'sess-old', agentId: 'agent-old' }]))
+  await until(5000, 'A learns the older peer\'s writer', () => a.learnt.some((l) => l.info.key.equals(Buffer.alloc(32, 5))))
+  t.is(a.learnt.find((l) => l.info.key.equals(Buffer.alloc(32, 5)))?.info.length, undefined, 'learnt without a length (its log is opened and kept open, as before)')
+
+  const b = await makePeer(t, 'b', room)
+  link(t, a, b)
+  await until(5000, 'B learns A', () => b.learnt.some((l) => l.info.key.equals(a.info.key)))
+  t.alike(b.learnt.find((l) => l.info.key.equals(a.info.key))?.info, { ...a.info, length: 1, fork: 0, ended: false }, 'a current peer gets the writer with its length and fork')
 })

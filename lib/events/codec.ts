@@ -3,6 +3,7 @@
 // every byte and every field, and throws DECODE_FAILED rather than guessing.
 //
 // block   = version:uint8 (1 or 2) · session_id:string · count:uint · event*count
+// block v3 = 3 · session_id:string · count:uint · event*count · flags:uint (1: the session ended its log; count may then be 0)
 // event   = type:uint8 · flags:uint8 · resource · agent_id:string
 //           · hlc:uint · [parent:fixed16 if flags&1] · payload:buffer (JSON, raw-deflated if flags&2)
 // resource = prefix:uint8 · (label:string if flags&4, else uint32: a generated id's 8 hex digits)
@@ -20,9 +21,16 @@ import { validatePayload, validateLabel, isResourceId, DEFAULT_MAX_PAYLOAD_BYTES
  * reading every block they can understand, and a version-1 block can never
  * carry a type that did not exist then.
  */
-export const BLOCK_VERSION = 2
-/** Event types a block of each version may hold (an index bound into EVENT_TYPES). */
-const TYPES_IN_VERSION: Record<number, number> = { 1: 8, 2: 10 }
+export const BLOCK_VERSION = 3
+/**
+ * Event types a block of each version may hold (an index bound into EVENT_TYPES).
+ * Version 3 added only the trailing block flags (the session's end marker): it is
+ * written for that marker alone, so an older peer holds the writer there, after
+ * every event of the log, and nothing it could read is behind the hold.
+ */
+const TYPES_IN_VERSION: Record<number, number> = { 1: 8, 2: 10, 3: 10 }
+const BLOCK_FLAG_ENDED = 1
+const KNOWN_BLOCK_FLAGS = BLOCK_FLAG_ENDED
 /** Payloads at least this big are compressed; smaller ones would not shrink enough to pay for it. */
 export const COMPRESS_THRESHOLD = 1024
 /** A block holds at most this many events; the writer's cap is lower, this one bounds what a peer can make us allocate. */
@@ -41,6 +49,8 @@ const parentEncoding = c.fixed(16)
 export interface DecodedBlock {
   sessionId: string
   events: WireEvent[]
+  /** The session's last block: it ended its log (see encodeEndBlock). */
+  ended?: boolean
 }
 
 interface EncodedEvent {
@@ -81,7 +91,8 @@ function prepare (event: WireEvent): EncodedEvent {
 /** Encodes events that were already validated by the writer. */
 export function encodeBlock (sessionId: string, events: WireEvent[]): Buffer {
   const prepared = events.map(prepare)
-  const version = prepared.every(e => e.type < TYPES_IN_VERSION[1]) ? 1 : BLOCK_VERSION
+  // Version 3 adds nothing an event block needs: events go out as version 1 or 2, which older peers read.
+  const version = prepared.every(e => e.type < TYPES_IN_VERSION[1]) ? 1 : 2
   const state = c.state()
   c.uint8.preencode(state, version)
   c.string.preencode(state, sessionId)
@@ -110,6 +121,25 @@ export function encodeBlock (sessionId: string, events: WireEvent[]): Buffer {
     if (e.parent !== null) parentEncoding.encode(state, e.parent)
     c.buffer.encode(state, e.payload)
   }
+  return state.buffer as Buffer
+}
+
+/**
+ * The signed last block of a session that ended: no events, only the flag. A
+ * node closes a log that ends here once it is projected and opens it again
+ * only when someone is behind on it.
+ */
+export function encodeEndBlock (sessionId: string): Buffer {
+  const state = c.state()
+  c.uint8.preencode(state, 3)
+  c.string.preencode(state, sessionId)
+  c.uint.preencode(state, 0)
+  c.uint.preencode(state, BLOCK_FLAG_ENDED)
+  state.buffer = Buffer.allocUnsafe(state.end)
+  c.uint8.encode(state, 3)
+  c.string.encode(state, sessionId)
+  c.uint.encode(state, 0)
+  c.uint.encode(state, BLOCK_FLAG_ENDED)
   return state.buffer as Buffer
 }
 
@@ -151,7 +181,8 @@ export function decodeBlock (block: Uint8Array, maxPayloadBytes = DEFAULT_MAX_PA
     if (typeCount === undefined) fail(`unknown version ${version} (this crosscast reads versions 1 to ${BLOCK_VERSION})`)
     const sessionId = validateLabel(c.string.decode(state), 'session_id')
     const count = c.uint.decode(state)
-    if (count < 1 || count > MAX_EVENTS_PER_BLOCK) fail(`event count ${count} outside 1..${MAX_EVENTS_PER_BLOCK}`)
+    // Only an end marker may be empty; checked against its flags below.
+    if ((count < 1 && version < 3) || count > MAX_EVENTS_PER_BLOCK) fail(`event count ${count} outside 1..${MAX_EVENTS_PER_BLOCK}`)
     const events: WireEvent[] = new Array(count)
     // Not understood only if the block is otherwise well formed: random bytes must not pass for a newer version.
     let unknown: string | null = null
@@ -194,9 +225,13 @@ export function decodeBlock (block: Uint8Array, maxPayloadBytes = DEFAULT_MAX_PA
       const payload = validatePayload(eventType, resourceId, parsed, maxPayloadBytes)
       events[i] = { event_type: eventType, resource_id: resourceId, agent_id: agent, hlc, parent, payload }
     }
+    const blockFlags = version >= 3 ? c.uint.decode(state) : 0
     if (state.start !== state.end) fail(`${state.end - state.start} trailing bytes`)
+    if ((blockFlags & ~KNOWN_BLOCK_FLAGS) !== 0) notUnderstood(`block flags ${blockFlags} are unknown to this version; upgrade`)
+    const ended = (blockFlags & BLOCK_FLAG_ENDED) !== 0
+    if (count === 0 && !ended) fail('an empty block that is not an end marker')
     if (unknown !== null) notUnderstood(unknown)
-    return { sessionId, events }
+    return ended ? { sessionId, events, ended } : { sessionId, events }
   } catch (err) {
     if (err instanceof CrosscastError && err.code === 'DECODE_FAILED') throw err
     if (err instanceof CrosscastError && err.code === 'PAYLOAD_TOO_LARGE') notUnderstood(`${err.message} (maxPayloadBytes)`, err)

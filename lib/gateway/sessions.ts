@@ -1,7 +1,9 @@
 // The session logs a gateway hosts, one per X-Session-ID that writes. Each is a
 // hypercore with its memory and file handles, so they are capped (a clear
-// LIMIT_REACHED past the cap) and closed after a while without writes; a
-// closed session's log stays on disk and known, and reopens on its next write.
+// LIMIT_REACHED past the cap) and closed after a while without writes, ended
+// (the signed end marker): a session that wrote once and left then costs a row
+// in writers.db, here and on every peer, and no open log. Its log stays on disk
+// and known, and reopens on its next write (it then simply grows again).
 
 import type { Crosscast, CrosscastSession } from '../index.ts'
 import { CrosscastError } from '../errors.ts'
@@ -65,7 +67,7 @@ export class GatewaySessions {
       if (entry.inflight > 0 || now - entry.lastUsed < this.idleMs) continue
       this.open.delete(sessionId)
       try {
-        await this.cc.closeSession(sessionId)
+        await this.cc.closeSession(sessionId, { end: true })
         this.logger.debug({ session: sessionId }, 'closed an idle session log')
       } catch (err) {
         this.logger.warn({ session: sessionId, err: (err as Error).message }, 'closing an idle session log failed')

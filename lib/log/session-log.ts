@@ -5,7 +5,7 @@
 // project: its writer's feed does, as for any peer's log (see BlockSink).
 
 import type Hypercore from 'hypercore'
-import { encodeBlock } from '../events/codec.ts'
+import { encodeBlock, encodeEndBlock } from '../events/codec.ts'
 import { eventIdAt, eventIdPrefix } from '../events/ids.ts'
 import type { EventDraft, WireEvent, BroadcastEvent } from '../events/types.ts'
 import { CrosscastError } from '../errors.ts'
@@ -32,7 +32,7 @@ export interface SessionLogOptions {
 /** What a session log hands its blocks to (the writer's WriterFeed). */
 export interface BlockSink {
   /** The block at `seq` is about to be appended: its events ride along as a cache hint, so the feed need not read and decode it. */
-  hint (seq: number, sessionId: string, events: WireEvent[]): void
+  hint (seq: number, sessionId: string, events: WireEvent[], ended?: boolean): void
   /** Its append failed: drop the hint. */
   forget (seq: number): void
   /** Resolves once the (durable) block at `seq` is projected; never rejects. */
@@ -41,7 +41,7 @@ export interface BlockSink {
 
 interface Waiter { start: number, count: number, resolve: (events: BroadcastEvent[]) => void, reject: (err: Error) => void }
 
-interface Batch { seq: number, events: WireEvent[], bytes: number, waiters: Waiter[] }
+interface Batch { seq: number, events: WireEvent[], bytes: number, waiters: Waiter[], end?: true }
 
 export class SessionLog {
   readonly core: Hypercore
@@ -100,12 +100,33 @@ export class SessionLog {
     const promise = new Promise<BroadcastEvent[]>((resolve, reject) => {
       batch.waiters.push({ start, count: drafts.length, resolve, reject })
     })
-    if (!this.flushing) {
-      this.flushing = true
-      this.idle = new Promise(resolve => { this.markIdle = resolve })
-      // A microtask lets every write issued in this tick join the first block.
-      queueMicrotask(() => { this.flush().catch(() => {}) })
-    }
+    this.startFlushing()
+    return promise
+  }
+
+  private startFlushing (): void {
+    if (this.flushing) return
+    this.flushing = true
+    this.idle = new Promise(resolve => { this.markIdle = resolve })
+    // A microtask lets every write issued in this tick join the first block.
+    queueMicrotask(() => { this.flush().catch(() => {}) })
+  }
+
+  /**
+   * Appends the signed end marker after every write queued before it, and
+   * resolves once it is projected. A write after it is still accepted: the log
+   * then simply grows again (and is followed again).
+   */
+  end (): Promise<void> {
+    if (this.core.closing !== null || this.core.closed) return Promise.reject(new CrosscastError('CLOSED', 'the session log is closed'))
+    if (this.nextSeq < 0) this.nextSeq = this.core.length
+    const batch: Batch = { seq: this.nextSeq++, events: [], bytes: 0, waiters: [], end: true }
+    this.open = null
+    this.queue.push(batch)
+    const promise = new Promise<void>((resolve, reject) => {
+      batch.waiters.push({ start: 0, count: 0, resolve: () => resolve(), reject })
+    })
+    this.startFlushing()
     return promise
   }
 
@@ -152,8 +173,8 @@ export class SessionLog {
     if (batch === undefined) return null
     if (batch === this.open) this.open = null
     try {
-      const block = encodeBlock(this.sessionId, batch.events)
-      this.opts.sink.hint(batch.seq, this.sessionId, batch.events)
+      const block = batch.end === true ? encodeEndBlock(this.sessionId) : encodeBlock(this.sessionId, batch.events)
+      this.opts.sink.hint(batch.seq, this.sessionId, batch.events, batch.end)
       const appended = this.core.append(block)
       appended.catch(() => {}) // observed by flush(); this keeps an early failure from going unhandled
       return { batch, appended }

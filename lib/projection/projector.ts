@@ -22,7 +22,7 @@ export interface BlockInput {
   seq: number
   block: Uint8Array
   /** Already-decoded events, when the caller is the writer that just encoded them (a cache hint: checked like any block). */
-  decoded?: { sessionId: string, events: WireEvent[] }
+  decoded?: { sessionId: string, events: WireEvent[], ended?: boolean }
 }
 
 /**
@@ -38,6 +38,8 @@ export interface ApplyResult {
   /** The writer's checkpoint after the call: blocks below it are projected or skipped. */
   indexed: number
   held: Hold | null
+  /** Whether the last block projected by this call was its session's end marker (null: none was projected). */
+  ended: boolean | null
 }
 
 export interface WriterCheckpoint { key: string, sessionId: string | null, agentId: string | null, local: boolean, indexed: number, fork: number, skipped: number, lastError: string | null }
@@ -79,7 +81,7 @@ export class Projector {
     this.rules = new StateRules(db)
     this.cursorsIn = db.prepare('SELECT cursor FROM broadcast_events WHERE cursor BETWEEN ? AND ?').pluck()
     this.checkpoint = db.prepare('UPDATE writers SET indexed = ?, fork = ?, session_id = coalesce(session_id, ?) WHERE key = ?')
-    this.readCheckpoint = db.prepare('SELECT indexed FROM writers WHERE key = ?')
+    this.readCheckpoint = db.prepare('SELECT indexed, fork FROM writers WHERE key = ?')
     this.setLastError = db.prepare('UPDATE writers SET last_error = ? WHERE key = ?')
     this.selectAt = db.prepare(`SELECT ${EVENT_COLUMNS} FROM broadcast_events WHERE ${WHERE_EVENT_ID}`)
     this.skip = db.prepare('UPDATE writers SET skipped = skipped + 1, last_error = ? WHERE key = ?')
@@ -115,8 +117,12 @@ export class Projector {
   }
 
   indexedLength (key: string): number {
-    const row = this.readCheckpoint.get(key) as { indexed: number } | undefined
-    return row === undefined ? 0 : row.indexed
+    return this.checkpointOf(key).indexed
+  }
+
+  /** How far one log is projected, and on which fork. */
+  checkpointOf (key: string): { indexed: number, fork: number } {
+    return (this.readCheckpoint.get(key) as { indexed: number, fork: number } | undefined) ?? { indexed: 0, fork: 0 }
   }
 
   writers (): WriterCheckpoint[] {
@@ -196,6 +202,7 @@ export class Projector {
     const parents: Array<Buffer | null> = []
     const startCursor = this.nextCursor
     let held: Hold | null = null
+    let ended: boolean | null = null
     let indexed = 0
     try {
       this.db.transaction(() => {
@@ -217,6 +224,7 @@ export class Projector {
               this.skip.run(reason, writer)
               this.opts.logger.warn({ writer, seq: input.seq, err: (err as Error).message }, 'skipped an invalid block from a writer')
               indexed = input.seq + 1
+              ended = false
               continue
             }
           }
@@ -246,6 +254,7 @@ export class Projector {
           this.nextCursor += events.length
           for (let i = blockStart; i < added.length; i++) this.rules.apply(added[i], writerKey, parents[i])
           indexed = input.seq + 1
+          ended = decoded.ended === true
         }
         this.rules.flush()
         this.checkpoint.run(indexed, fork, sessionId, writer)
@@ -261,7 +270,7 @@ export class Projector {
       for (const event of added) this.opts.onObserve(event)
       if (this.publishing) this.opts.onCommit(added)
     }
-    return { added, indexed, held }
+    return { added, indexed, held, ended }
   }
 }
 

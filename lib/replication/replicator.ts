@@ -10,8 +10,8 @@ import type Corestore from 'corestore'
 import { CrosscastError } from '../errors.ts'
 import { silentLogger, type Logger } from '../logger.ts'
 import {
-  ROOM_PROTOCOL, MAC_BYTES, WRITERS_PER_MESSAGE, MAX_WRITERS_PER_MESSAGE,
-  connectionMac, macEquals, encodeWriters, decodeWriters, isValidWriterInfo,
+  ROOM_PROTOCOL, MAC_BYTES, WRITERS_PER_MESSAGE, MAX_WRITERS_PER_MESSAGE, FEATURE_LENGTHS, OUR_FEATURES,
+  connectionMac, macEquals, encodeWriters, decodeWriters, featuresEncoding, isValidWriterInfo,
   type WriterInfo
 } from './wire.ts'
 
@@ -57,7 +57,7 @@ export interface RoomConnection {
 export interface WriterDirectory {
   /** The node's corestore: replicated on a stream once the peer is authenticated. */
   store: Corestore
-  /** Every writer this node knows (own and remote). */
+  /** Every writer this node knows (own and remote), with the length of its log held here when known. */
   listWriters (): WriterInfo[]
   /** true when the writer was new (and is now persisted and downloading); false if known or refused. */
   addWriter (info: WriterInfo): Promise<boolean>
@@ -89,6 +89,8 @@ interface PeerState<C extends RoomConnection> {
   silentTimer: NodeJS.Timeout | null
   /** The remote opened its side of the room channel: the stream carries its bytes. */
   heard: boolean
+  /** The remote's feature bits from its open message (0: an older peer). */
+  features: number
   authenticated: boolean
   done: boolean
   learning: Promise<void>
@@ -166,6 +168,7 @@ export class RoomReplicator<C extends RoomConnection = RoomConnection> extends E
       timer: null,
       silentTimer: null,
       heard: false,
+      features: 0,
       authenticated: false,
       done: false,
       learning: Promise.resolve(),
@@ -215,6 +218,19 @@ export class RoomReplicator<C extends RoomConnection = RoomConnection> extends E
     }
   }
 
+  /**
+   * Logs this node holds more of (it appended or downloaded): tell the peers
+   * that understand lengths, so one that closed the log opens it again. Older
+   * peers keep every log open and need no telling.
+   */
+  announceLengths (infos: readonly WriterInfo[]): void {
+    if (this.#closing !== null || infos.length === 0) return
+    const valid = infos.filter(isValidWriterInfo)
+    for (const peer of this.#states) {
+      if (peer.authenticated && !peer.done && (peer.features & FEATURE_LENGTHS) !== 0) this.#sendWriters(peer, valid)
+    }
+  }
+
   close (): Promise<void> {
     if (this.#closing !== null) return this.#closing
     this.#closing = this.#close()
@@ -255,11 +271,16 @@ export class RoomReplicator<C extends RoomConnection = RoomConnection> extends E
     const channel = peer.mux.createChannel({
       protocol: ROOM_PROTOCOL,
       unique: true,
+      handshake: featuresEncoding,
       messages: [
         { encoding: c.raw, onmessage: (buf: Buffer) => { this.#guard(peer, () => this.#onAuth(peer, buf)) } },
-        { encoding: c.raw, onmessage: (buf: Buffer) => { this.#guard(peer, () => this.#onWriters(peer, buf)) } }
+        { encoding: c.raw, onmessage: (buf: Buffer) => { this.#guard(peer, () => this.#onWriters(peer, buf, false)) } },
+        { encoding: c.raw, onmessage: (buf: Buffer) => { this.#guard(peer, () => this.#onWriters(peer, buf, true)) } }
       ],
-      onopen: () => { peer.heard = true },
+      onopen: (features: number) => {
+        peer.heard = true
+        peer.features = features
+      },
       onclose: (isRemote: boolean) => { this.#guard(peer, () => this.#onChannelClose(peer, isRemote)) }
     })
     if (channel === null) {
@@ -268,7 +289,7 @@ export class RoomReplicator<C extends RoomConnection = RoomConnection> extends E
       return
     }
     peer.channel = channel
-    channel.open()
+    channel.open(OUR_FEATURES)
     authMessage(channel).send(connectionMac(this.#authKey, stream.handshakeHash, stream.isInitiator))
     const readBefore = stream.rawBytesRead ?? 0
     peer.silentTimer = setTimeout(() => {
@@ -323,7 +344,7 @@ export class RoomReplicator<C extends RoomConnection = RoomConnection> extends E
     this.#emit('authenticated', peer.conn)
   }
 
-  #onWriters (peer: PeerState<C>, buf: Buffer): void {
+  #onWriters (peer: PeerState<C>, buf: Buffer, withLengths: boolean): void {
     if (peer.done) return
     if (!peer.authenticated) {
       this.#reject(peer, 'protocol violation: writers before auth')
@@ -331,7 +352,7 @@ export class RoomReplicator<C extends RoomConnection = RoomConnection> extends E
     }
     let decoded
     try {
-      decoded = decodeWriters(buf)
+      decoded = decodeWriters(buf, withLengths)
     } catch (err) {
       this.#drop(peer, 'undecodable writers message', err)
       return
@@ -390,8 +411,10 @@ export class RoomReplicator<C extends RoomConnection = RoomConnection> extends E
   #sendWriters (peer: PeerState<C>, writers: readonly WriterInfo[]): void {
     const channel = peer.channel
     if (channel === null || channel.closed) return
+    const lengths = (peer.features & FEATURE_LENGTHS) !== 0
+    const message = channel.messages[lengths ? 2 : 1] as Message<Buffer>
     for (let i = 0; i < writers.length; i += WRITERS_PER_MESSAGE) {
-      writersMessage(channel).send(encodeWriters(writers.slice(i, i + WRITERS_PER_MESSAGE)))
+      message.send(encodeWriters(writers.slice(i, i + WRITERS_PER_MESSAGE), lengths))
     }
   }
 
@@ -481,10 +504,6 @@ function endGracefully (stream: RoomStream): void {
 
 function authMessage (channel: Channel): Message<Buffer> {
   return channel.messages[0] as Message<Buffer>
-}
-
-function writersMessage (channel: Channel): Message<Buffer> {
-  return channel.messages[1] as Message<Buffer>
 }
 
 function hexOf (key: Buffer | null | undefined): string | null {

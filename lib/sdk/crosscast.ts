@@ -26,7 +26,7 @@ import { Feature, FeatureCollection, TrackCollection, SpikeCollection, type Writ
 import { ClaimManager, type ClaimOptions, type ClaimResult, type ClaimHolder } from './claims.ts'
 import { nodePresence, type PresenceEntry } from './presence.ts'
 import type { Presence } from '../presence/presence.ts'
-import { WriterRegistry, lastBlockHlc, type KnownWriter, type WriterFeed } from './writers.ts'
+import { WriterRegistry, lastBlockHlc, type KnownWriter, type WriterFeed, type WriterLength } from './writers.ts'
 import { WriterStore } from './writer-store.ts'
 import { LruMap } from './bounded.ts'
 import { NodeNetwork, type PeerStatus, type RejectedPeer } from './network.ts'
@@ -49,6 +49,10 @@ export interface WriterStatus {
   held: { seq: number, reason: string, until: 'clock' | 'upgrade' } | null
   /** Set when the writer forked or truncated its log: nothing past `length` is read from it, ever (persisted). */
   distrusted: { reason: string, length: number } | null
+  /** Whether the log is open here now: a closed one is caught up and quiet, and opened again when someone is behind on it (`length` is then what this node holds). */
+  open: boolean
+  /** Its session ended it (the last block is the signed end marker). */
+  ended: boolean
 }
 
 export interface NodeStatus {
@@ -66,6 +70,8 @@ export interface NodeStatus {
   openFailures: Array<{ key: string, error: string, attempts: number }>
   /** The database's identity: cursors are comparable only within one epoch. */
   epoch: string
+  /** Writers known, logs open now, and logs opened since the node started (cost follows the open ones). */
+  logs: { known: number, open: number, opened: number }
 }
 
 /** Resources whose latest event id is kept in memory for parents; older ones are looked up. */
@@ -209,7 +215,20 @@ export class Crosscast extends EventEmitter implements Writer {
       onObserve: (event) => this.observe(event)
     })
     this.hub = new SubscriptionHub(this.reader, () => this.projector.lastCursor, () => this.projector.epoch, this.logger)
-    this.registry = new WriterRegistry({ store, writers, projector: this.projector, logger: this.logger, allowList: options.writers })
+    this.registry = new WriterRegistry({
+      store,
+      writers,
+      projector: this.projector,
+      logger: this.logger,
+      allowList: options.writers,
+      idleMs: options.writerIdleMs,
+      onLength: (key) => this.network?.announceLength(key),
+      onDivergence: (reason) => {
+        if (this.closing !== null) return
+        this.logger.warn({ reason }, 'a log opened on demand is behind or on another fork than the database; rebuilding it from the logs (new cursor epoch)')
+        this.reindex().catch((err: Error) => this.logger.error({ err: err.message }, 'rebuilding after a divergent log failed'))
+      }
+    })
     this._claims = new ClaimManager(this)
   }
 
@@ -291,14 +310,17 @@ export class Crosscast extends EventEmitter implements Writer {
 
   private async init (): Promise<void> {
     this.registry.recoverFromCheckpoints()
-    // Every log stays open: a rebuild replays them, and peers may fetch any of them from us.
+    // Only logs someone may be behind on: those left open (maybe unprojected) and those behind the database's view.
+    // A closed log stays closed; peers still fetch it from us (corestore serves what it stores).
     await this.registry.openKnown()
+    await this.registry.openLocal(this.options.sessionId, this.options.agent)
     // Checked before anything is projected: a forked log's new blocks must not land on the old fork's state.
     const divergence = this.registry.divergence()
     if (divergence !== null) {
       this.logger.warn({ reason: divergence }, 'the database is ahead of or on another fork than a log; rebuilding it from the logs (new cursor epoch)')
       await this.rebuild()
     }
+    this.registry.start()
     this.defaultSession = await this.session({ sessionId: this.options.sessionId, agent: this.options.agent })
     await this.restoreClock()
     // Catch up what earlier runs left unprojected (a crash between append and commit).
@@ -381,9 +403,11 @@ export class Crosscast extends EventEmitter implements Writer {
   /**
    * Closes a hosted session's log (the gateway does so for idle sessions). It
    * stays known; session() with the same id reopens it. The default session
-   * cannot be closed.
+   * cannot be closed. `end: true` first appends the signed end marker: the
+   * session says it is done, so no node opens its log again unless someone is
+   * behind on it (a later write with the same id still works and is followed).
    */
-  closeSession (sessionId: string): Promise<void> {
+  closeSession (sessionId: string, opts: { end?: boolean } = {}): Promise<void> {
     const pending = this.sessions.get(sessionId)
     if (pending === undefined || sessionId === this.options.sessionId) return this.sessionsClosing.get(sessionId) ?? Promise.resolve()
     this.sessions.delete(sessionId)
@@ -391,6 +415,7 @@ export class Crosscast extends EventEmitter implements Writer {
       const session = await pending.catch(() => null)
       if (session === null) return
       await session.log.drained()
+      if (opts.end === true && session.feed.ended !== true) await session.log.end()
       await session.feed.drain()
       this.localKeys.delete(session.writerKey)
       await this.registry.closeWriter(session.writerKey)
@@ -435,13 +460,18 @@ export class Crosscast extends EventEmitter implements Writer {
 
   // ---- remote writers (called by the network) ----
 
-  /** Every writer this node knows, for gossip. */
+  /** Every writer this node knows, open or closed. */
   listWriters (): KnownWriter[] {
     return this.registry.list()
   }
 
-  /** @internal peers told us about writers (one gossip message); returns the new ones, now persisted and downloading. */
-  async _addRemoteWriters (infos: KnownWriter[]): Promise<KnownWriter[]> {
+  /** @internal writers with the length of their log this node holds, for gossip (all of them, or these keys). */
+  _writerLengths (keys?: Iterable<string>): WriterLength[] {
+    return this.registry.lengths(keys)
+  }
+
+  /** @internal peers told us about writers (one gossip message); returns the new ones, now persisted (and downloading if this node is behind). */
+  async _addRemoteWriters (infos: WriterLength[]): Promise<KnownWriter[]> {
     if (this.closing !== null) return []
     return await this.registry.addRemote(infos)
   }
@@ -532,6 +562,13 @@ export class Crosscast extends EventEmitter implements Writer {
 
   status (): NodeStatus {
     const checkpoints = new Map(this.projector.writers().map(w => [w.key, w]))
+    const closed: WriterStatus[] = []
+    for (const w of this.registry.list()) {
+      const at = this.registry.closedAt(w.key)
+      if (at === null) continue
+      const cp = checkpoints.get(w.key)
+      closed.push({ key: w.key, sessionId: w.sessionId, agentId: w.agentId, local: w.local, length: at.held, indexed: cp?.indexed ?? 0, lag: 0, skipped: cp?.skipped ?? 0, lastError: cp?.lastError ?? null, held: null, distrusted: null, open: false, ended: at.ended })
+    }
     const writers: WriterStatus[] = [...this.registry.feeds.values()].map(feed => {
       const cp = checkpoints.get(feed.key)
       const length = feed.core.length
@@ -548,9 +585,12 @@ export class Crosscast extends EventEmitter implements Writer {
         skipped: cp?.skipped ?? 0,
         lastError: feed.lastError ?? feed.distrusted?.reason ?? feed.held?.reason ?? cp?.lastError ?? null,
         held: feed.held,
-        distrusted: feed.distrusted
+        distrusted: feed.distrusted,
+        open: true,
+        ended: feed.ended === true
       }
     })
+    writers.push(...closed)
     const total = this.projector.eventCount
     return {
       sessionId: this.sessionId,
@@ -563,7 +603,8 @@ export class Crosscast extends EventEmitter implements Writer {
       lag: writers.reduce((n, w) => n + w.lag, 0),
       rejected: { peers: this.network?.rejected().peers ?? 0, writers: this.registry.rejectedCount, reasons: this.network?.rejected().reasons ?? [] },
       openFailures: this.registry.failures(),
-      epoch: this.projector.epoch
+      epoch: this.projector.epoch,
+      logs: { known: this.registry.knownCount, open: this.registry.feeds.size, opened: this.registry.opened }
     }
   }
 

@@ -7,7 +7,7 @@ import { RoomReplicator, type WriterDirectory, type WriterInfo } from '../replic
 import { deriveRoom } from '../replication/room.ts'
 import type { Logger } from '../logger.ts'
 import type { ResolvedOptions } from './options.ts'
-import type { KnownWriter } from './writers.ts'
+import type { KnownWriter, WriterLength } from './writers.ts'
 import type Corestore from 'corestore'
 import type { Duplex } from 'node:stream'
 import NoiseSecretStream from '@hyperswarm/secret-stream'
@@ -26,12 +26,17 @@ const MAX_REMEMBERED_REJECTED = 1024
 const REJECTED_HOLD_OFF_MS = 30_000
 
 const STATUS_WRITE_DELAY_MS = 250
+// Length news is gathered this long and sent as one message: a download of a
+// thousand logs costs a few messages, and a new block still reaches a peer
+// that closed its log within a few milliseconds.
+const LENGTHS_DELAY_MS = 10
 
 /** What the network needs from the node; Crosscast implements it. */
 export interface NetworkHost {
   readonly _store: Corestore
-  listWriters (): KnownWriter[]
-  _addRemoteWriters (infos: KnownWriter[]): Promise<KnownWriter[]>
+  /** Every writer known, with the length of its log held here (or only these keys). */
+  _writerLengths (keys?: Iterable<string>): WriterLength[]
+  _addRemoteWriters (infos: WriterLength[]): Promise<KnownWriter[]>
   /** A connection passed the room handshake (presence opens its channel on it). */
   _peerAuthenticated (stream: NoiseSecretStream): void
 }
@@ -47,6 +52,8 @@ export class NodeNetwork {
   private rejectedPeerCount = 0
   private statusTimer: NodeJS.Timeout | null = null
   private statusWrite: Promise<void> = Promise.resolve()
+  private readonly lengthNews = new Set<string>()
+  private lengthTimer: NodeJS.Timeout | null = null
   private closed = false
 
   constructor (host: NetworkHost, options: ResolvedOptions, logger: Logger) {
@@ -62,7 +69,7 @@ export class NodeNetwork {
     const keyPair = await this.host._store.createKeyPair('crosscast/noise')
     const directory: WriterDirectory = {
       store: this.host._store,
-      listWriters: () => this.host.listWriters().map(toWire),
+      listWriters: () => this.host._writerLengths().map(toWire),
       addWriter: async (info) => (await this.host._addRemoteWriters([fromWire(info)])).length > 0,
       addWriters: async (infos) => {
         const fresh = new Set((await this.host._addRemoteWriters(infos.map(fromWire))).map(w => w.key))
@@ -108,7 +115,22 @@ export class NodeNetwork {
   }
 
   announce (info: KnownWriter): void {
-    this.replicator?.announce(toWire(info))
+    const [withLength] = this.host._writerLengths([info.key])
+    this.replicator?.announce(toWire(withLength ?? info))
+  }
+
+  /** This node holds more of a log now; peers hear it in the next batch. */
+  announceLength (key: string): void {
+    if (this.closed || this.replicator === null) return
+    this.lengthNews.add(key)
+    if (this.lengthTimer !== null) return
+    this.lengthTimer = setTimeout(() => {
+      this.lengthTimer = null
+      const keys = [...this.lengthNews]
+      this.lengthNews.clear()
+      this.replicator?.announceLengths(this.host._writerLengths(keys).map(toWire))
+    }, LENGTHS_DELAY_MS)
+    this.lengthTimer.unref()
   }
 
   /** @internal for tests and the in-memory transport */
@@ -172,6 +194,7 @@ export class NodeNetwork {
   async close (): Promise<void> {
     this.closed = true
     if (this.statusTimer !== null) clearTimeout(this.statusTimer)
+    if (this.lengthTimer !== null) clearTimeout(this.lengthTimer)
     await this.statusWrite
     await this.replicator?.close()
     await this.discovery?.close()
@@ -179,10 +202,14 @@ export class NodeNetwork {
   }
 }
 
-function fromWire (info: WriterInfo): KnownWriter {
-  return { key: info.key.toString('hex'), sessionId: info.sessionId, agentId: info.agentId, local: false }
+function fromWire (info: WriterInfo): WriterLength {
+  const w: WriterLength = { key: info.key.toString('hex'), sessionId: info.sessionId, agentId: info.agentId, local: false }
+  if (info.length !== undefined) Object.assign(w, { length: info.length, fork: info.fork ?? 0, ended: info.ended === true })
+  return w
 }
 
-function toWire (w: KnownWriter): WriterInfo {
-  return { key: Buffer.from(w.key, 'hex'), sessionId: w.sessionId, agentId: w.agentId }
+function toWire (w: WriterLength): WriterInfo {
+  const info: WriterInfo = { key: Buffer.from(w.key, 'hex'), sessionId: w.sessionId, agentId: w.agentId }
+  if (w.length !== undefined) Object.assign(info, { length: w.length, fork: w.fork ?? 0, ended: w.ended === true })
+  return info
 }

@@ -59,6 +59,8 @@ export interface CrosscastOptions {
   /** Group commit caps. */
   maxBlockEvents?: number
   maxBlockBytes?: number
+  /** A log that is caught up and quiet this long is closed, and opened again when someone is behind on it (default 10 000 ms; 0 keeps every opened log open). */
+  writerIdleMs?: number
   logger?: Logger
 }
 
@@ -79,10 +81,13 @@ export interface ResolvedOptions {
   maxPayloadBytes: number
   maxBlockEvents: number | undefined
   maxBlockBytes: number | undefined
+  writerIdleMs: number
   logger: Logger
 }
 
-const KNOWN = ['storage', 'room', 'secret', 'agent', 'sessionId', 'swarm', 'reportWrongSecret', 'bootstrap', 'lan', 'relay', 'relayThrough', 'maxPeers', 'writers', 'maxPayloadBytes', 'maxBlockEvents', 'maxBlockBytes', 'logger']
+const KNOWN = ['storage', 'room', 'secret', 'agent', 'sessionId', 'swarm', 'reportWrongSecret', 'bootstrap', 'lan', 'relay', 'relayThrough', 'maxPeers', 'writers', 'maxPayloadBytes', 'maxBlockEvents', 'maxBlockBytes', 'writerIdleMs', 'logger']
+
+export const DEFAULT_WRITER_IDLE_MS = 10_000
 
 function bad (field: string, message: string): never {
   throw new CrosscastError('INVALID_OPTION', `${field} ${message}`, { field })
@@ -139,6 +144,7 @@ export function resolveOptions (input: CrosscastOptions): ResolvedOptions {
     maxPayloadBytes: positiveInt(input.maxPayloadBytes, 'maxPayloadBytes', HARD_MAX_PAYLOAD_BYTES) ?? DEFAULT_MAX_PAYLOAD_BYTES,
     maxBlockEvents: positiveInt(input.maxBlockEvents, 'maxBlockEvents', 4096),
     maxBlockBytes: positiveInt(input.maxBlockBytes, 'maxBlockBytes', 4 * 1024 * 1024),
+    writerIdleMs: input.writerIdleMs === 0 ? 0 : positiveInt(input.writerIdleMs, 'writerIdleMs', 24 * 3600_000) ?? DEFAULT_WRITER_IDLE_MS,
     logger
   }
 }

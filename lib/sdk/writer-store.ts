@@ -14,7 +14,15 @@ export interface KnownWriter { key: string, sessionId: string, agentId: string, 
 /** A writer that forked or truncated its log: only its first `length` blocks (of the fork we held) are trusted. */
 export interface Distrust { reason: string, length: number }
 
-export interface StoredWriter extends KnownWriter { distrust: Distrust | null }
+/**
+ * Where a log stood when this node last closed it, idle and fully projected:
+ * `held` blocks of fork `fork`. Null while the log is open (or was open when the
+ * process stopped): such a log is opened on the next start and checked.
+ * `ended`: its last block is its session's end marker.
+ */
+export interface ClosedAt { held: number, fork: number, ended: boolean }
+
+export interface StoredWriter extends KnownWriter { distrust: Distrust | null, closed: ClosedAt | null }
 
 const FILE = 'writers.db'
 const LEGACY_FILE = 'writers.json'
@@ -27,10 +35,14 @@ export class WriterStore {
   private readonly db: Database
   private readonly upsert: Statement
   private readonly distrustStmt: Statement
+  private readonly openStmt: Statement
+  private readonly closeStmt: Statement
 
   private constructor (db: Database) {
     this.db = db
-    this.upsert = db.prepare(`INSERT INTO writers (key, session_id, agent_id, local) VALUES (?, ?, ?, ?)
+    this.openStmt = db.prepare('UPDATE writers SET held = NULL WHERE key = ? AND held IS NOT NULL')
+    this.closeStmt = db.prepare('UPDATE writers SET held = ?, fork = ?, ended = ? WHERE key = ?')
+    this.upsert = db.prepare(`INSERT INTO writers (key, session_id, agent_id, local, held) VALUES (?, ?, ?, ?, ?)
       ON CONFLICT(key) DO UPDATE SET local = max(local, excluded.local)`)
     this.distrustStmt = db.prepare('UPDATE writers SET distrust_reason = ?, distrust_length = ? WHERE key = ?')
   }
@@ -49,6 +61,11 @@ export class WriterStore {
       distrust_length INTEGER,
       added INTEGER NOT NULL DEFAULT (unixepoch())
     )`)
+    // Added by the writer lifecycle; a store made before it gets the columns (every log then counts as open once).
+    const columns = new Set((db.prepare('PRAGMA table_info(writers)').all() as Array<{ name: string }>).map(col => col.name))
+    if (!columns.has('held')) db.exec('ALTER TABLE writers ADD COLUMN held INTEGER')
+    if (!columns.has('fork')) db.exec('ALTER TABLE writers ADD COLUMN fork INTEGER NOT NULL DEFAULT 0')
+    if (!columns.has('ended')) db.exec('ALTER TABLE writers ADD COLUMN ended INTEGER NOT NULL DEFAULT 0')
     const store = new WriterStore(db)
     try {
       await store.importLegacy(storage, logger)
@@ -76,21 +93,39 @@ export class WriterStore {
   }
 
   list (): StoredWriter[] {
-    return (this.db.prepare('SELECT key, session_id, agent_id, local, distrust_reason, distrust_length FROM writers ORDER BY local DESC, added, key').all() as Array<Record<string, unknown>>)
+    return (this.db.prepare('SELECT key, session_id, agent_id, local, distrust_reason, distrust_length, held, fork, ended FROM writers ORDER BY local DESC, added, key').all() as Array<Record<string, unknown>>)
       .map(r => ({
         key: r.key as string,
         sessionId: r.session_id as string,
         agentId: r.agent_id as string,
         local: r.local === 1,
-        distrust: r.distrust_reason === null ? null : { reason: r.distrust_reason as string, length: r.distrust_length as number }
+        distrust: r.distrust_reason === null ? null : { reason: r.distrust_reason as string, length: r.distrust_length as number },
+        closed: r.held === null ? null : { held: r.held as number, fork: r.fork as number, ended: r.ended === 1 }
       }))
   }
 
-  /** Upserts a batch in one transaction. */
-  add (writers: readonly KnownWriter[]): void {
+  /** Upserts a batch in one transaction; a new writer listed in `closedAtZero` is stored as closed with nothing held (not opened on start). */
+  add (writers: readonly KnownWriter[], closedAtZero: readonly string[] = []): void {
     if (writers.length === 0) return
+    const closed = new Set(closedAtZero)
     this.db.transaction(() => {
-      for (const w of writers) this.upsert.run(w.key, w.sessionId, w.agentId, w.local ? 1 : 0)
+      for (const w of writers) this.upsert.run(w.key, w.sessionId, w.agentId, w.local ? 1 : 0, closed.has(w.key) ? 0 : null)
+    })()
+  }
+
+  /** These logs are open now: until they are closed again, a restart opens and checks them. */
+  opened (keys: readonly string[]): void {
+    if (keys.length === 0) return
+    this.db.transaction(() => {
+      for (const key of keys) this.openStmt.run(key)
+    })()
+  }
+
+  /** These logs were closed, idle and projected up to where they stood. */
+  closed (entries: ReadonlyArray<{ key: string, closed: ClosedAt }>): void {
+    if (entries.length === 0) return
+    this.db.transaction(() => {
+      for (const { key, closed } of entries) this.closeStmt.run(closed.held, closed.fork, closed.ended ? 1 : 0, key)
     })()
   }
 

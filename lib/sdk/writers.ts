@@ -13,7 +13,7 @@ import { wireToEvent, type Projector, type BlockInput, type Hold } from '../proj
 import { clearProjection } from '../projection/schema.ts'
 import type { Logger } from '../logger.ts'
 import { LruMap } from './bounded.ts'
-import { WriterStore, type KnownWriter, type Distrust } from './writer-store.ts'
+import { WriterStore, type KnownWriter, type Distrust, type ClosedAt } from './writer-store.ts'
 
 export type { KnownWriter } from './writer-store.ts'
 
@@ -31,7 +31,7 @@ const REJECTED_MEMORY = 1024
 /** Cores opened at once while learning a gossiped batch of writers. */
 const OPEN_PARALLEL = 32
 
-interface Hint { sessionId: string, events: WireEvent[] }
+interface Hint { sessionId: string, events: WireEvent[], ended?: boolean }
 interface Waiter { resolve: (events: BroadcastEvent[]) => void }
 
 /** Feeds one core's blocks to the projector, from its checkpoint to its contiguous length. */
@@ -61,6 +61,12 @@ export class WriterFeed implements BlockSink {
   /** The last read or projection failure, until one succeeds. */
   lastError: string | null = null
   stopped = false
+  /** A hosted session writes to this log: it stays open until the session is closed. */
+  pinned = false
+  /** Its last projected block is its session's end marker (null: not known since it was opened). */
+  ended: boolean | null = null
+  /** When blocks last arrived or were projected (Date.now()): a log is closed only after a quiet spell. */
+  lastActive = Date.now()
 
   constructor (core: Hypercore, info: KnownWriter, projector: Projector, logger: Logger, onDistrust: (feed: WriterFeed, distrust: Distrust) => void) {
     this.core = core
@@ -76,8 +82,8 @@ export class WriterFeed implements BlockSink {
 
   // ---- the local writer's side (BlockSink) ----
 
-  hint (seq: number, sessionId: string, events: WireEvent[]): void {
-    this.hints.set(seq, { sessionId, events })
+  hint (seq: number, sessionId: string, events: WireEvent[], ended?: boolean): void {
+    this.hints.set(seq, ended === true ? { sessionId, events, ended } : { sessionId, events })
   }
 
   forget (seq: number): void {
@@ -160,6 +166,18 @@ export class WriterFeed implements BlockSink {
     return this.running ?? Promise.resolve()
   }
 
+  /**
+   * Nothing left to read or project: every block it knows of is held and
+   * projected (or it is distrusted and projected as far as it is trusted), no
+   * save waits on it, and it is not held at a block.
+   */
+  get caughtUp (): boolean {
+    if (this.waiters.size > 0 || this.held !== null || this.running !== null) return false
+    const indexed = this.projector.indexedLength(this.key)
+    if (this.distrusted !== null) return indexed >= Math.min(this.distrusted.length, this.core.contiguousLength)
+    return indexed >= this.core.length && this.core.contiguousLength >= this.core.length
+  }
+
   private get readable (): number {
     const end = this.core.contiguousLength
     return this.distrusted === null ? end : Math.min(end, this.distrusted.length)
@@ -188,6 +206,8 @@ export class WriterFeed implements BlockSink {
           return
         }
         this.succeeded()
+        this.lastActive = Date.now()
+        if (result.ended !== null) this.ended = result.ended
         this.settle(indexed, result.indexed, result.added, new Set(inputs.filter(i => i.decoded !== undefined).map(i => i.seq)))
         indexed = result.indexed
         onTransaction?.(indexed)
@@ -311,6 +331,9 @@ const EMPTY = new Uint8Array(0)
 /** Hypercore's per-peer replication state; not in its typings. */
 interface RemoteCoreState { remoteSynced: boolean, remoteFork: number, remoteLength: number }
 
+/** A writer as gossiped: who it is, and how long its log is known to be (absent from peers on the older wire format). */
+export interface WriterLength extends KnownWriter { length?: number, fork?: number, ended?: boolean }
+
 export interface RegistryOptions {
   store: Corestore
   writers: WriterStore
@@ -318,44 +341,107 @@ export interface RegistryOptions {
   logger: Logger
   /** Only these remote writers are followed (undefined: everyone in the room). */
   allowList: readonly string[] | undefined
+  /** A log quiet and caught up this long is closed (0: never). */
+  idleMs: number
+  /** The length this node holds of a log changed (appended, downloaded): peers may want to hear it. */
+  onLength?: (key: string) => void
+  /** A log opened after start is behind or on another fork than the database: it must be rebuilt. */
+  onDivergence?: (reason: string) => void
 }
 
 export interface OpenFailure { key: string, error: string, attempts: number }
 
+/** What this node keeps about every writer it knows, open or not (a few numbers each). */
+interface Known {
+  info: KnownWriter
+  distrust: Distrust | null
+  closed: ClosedAt | null
+  /** The longest length a peer announced in this run. */
+  announced: number
+  /** Told of by a peer on the older wire format, which announces no lengths: kept open, as that peer never says when it grows. */
+  legacy?: true
+}
+
 /**
- * Owns every feed: opens logs (own and remote), wires each to the projector,
- * persists the writer list, checks logs against their checkpoints, rebuilds.
+ * Owns every feed: knows every writer (writers.db), opens a log only while
+ * someone is behind on it or a session writes to it, closes it when it is quiet
+ * and projected, wires each open log to the projector, checks logs against
+ * their checkpoints, rebuilds.
  */
 export class WriterRegistry {
   readonly feeds = new Map<string, WriterFeed>()
   readonly writers: WriterStore
+  private readonly known = new Map<string, Known>()
   private readonly store: Corestore
   private readonly projector: Projector
   private readonly logger: Logger
   private readonly allowList: Set<string> | undefined
+  private readonly opts: RegistryOptions
   private readonly rejected = new LruMap<string, true>(REJECTED_MEMORY)
   private readonly opening = new Map<string, Promise<WriterFeed | null>>()
   private readonly openFailures = new Map<string, OpenFailure & { timer: NodeJS.Timeout | null }>()
+  private sweeper: NodeJS.Timeout | null = null
+  private sweeping: Promise<void> | null = null
+  private rebuilding = false
+  /** Until the node has checked its logs against the database (start), an opened log is not read. */
+  private started = false
   rejectedCount = 0
+  /** Logs opened since start (own and remote), for status and tests. */
+  opened = 0
   private closed = false
 
   constructor (opts: RegistryOptions) {
+    this.opts = opts
     this.store = opts.store
     this.writers = opts.writers
     this.projector = opts.projector
     this.logger = opts.logger
     this.allowList = opts.allowList === undefined ? undefined : new Set(opts.allowList)
+    for (const w of this.writers.list()) this.known.set(w.key, { info: { key: w.key, sessionId: w.sessionId, agentId: w.agentId, local: w.local }, distrust: w.distrust, closed: w.closed, announced: 0 })
+    if (opts.idleMs > 0) {
+      this.sweeper = setInterval(() => { this.sweep() }, Math.max(50, Math.min(opts.idleMs / 2, 5_000)))
+      this.sweeper.unref()
+    }
   }
 
+  /** Every writer this node knows, open or closed. */
   list (): KnownWriter[] {
-    return [...this.feeds.values()].map(feed => feed.info)
+    return [...this.known.values()].map(k => k.info)
+  }
+
+  get knownCount (): number {
+    return this.known.size
+  }
+
+  /** Every writer with the length this node holds of its log, for gossip. */
+  lengths (keys?: Iterable<string>): WriterLength[] {
+    const out: WriterLength[] = []
+    for (const key of keys ?? this.known.keys()) {
+      const k = this.known.get(key)
+      if (k !== undefined) out.push(this.lengthOf(k))
+    }
+    return out
+  }
+
+  /** A closed log as last seen (null while it is open or was never closed). */
+  closedAt (key: string): ClosedAt | null {
+    return this.feeds.has(key) ? null : this.known.get(key)?.closed ?? null
+  }
+
+  private lengthOf (k: Known): WriterLength {
+    const feed = this.feeds.get(k.info.key)
+    if (feed !== undefined) {
+      const held = feed.distrusted === null ? feed.core.contiguousLength : Math.min(feed.core.contiguousLength, feed.distrusted.length)
+      return { ...k.info, length: held, fork: feed.core.fork, ended: feed.ended === true && held === this.projector.indexedLength(k.info.key) }
+    }
+    return { ...k.info, length: k.closed?.held ?? 0, fork: k.closed?.fork ?? 0, ended: k.closed?.ended ?? false }
   }
 
   failures (): OpenFailure[] {
     return [...this.openFailures.values()].map(({ key, error, attempts }) => ({ key, error, attempts }))
   }
 
-  /** Opens (or creates) the log of a session hosted here. */
+  /** Opens (or creates) the log of a session hosted here; it stays open until closeWriter. */
   async openLocal (sessionId: string, agentId: string): Promise<WriterFeed> {
     const core = this.store.get({ name: `crosscast/session/${sessionId}` })
     await core.ready()
@@ -363,60 +449,100 @@ export class WriterRegistry {
     const existing = this.feeds.get(info.key)
     if (existing !== undefined && !existing.stopped) {
       await core.close()
+      existing.pinned = true
       return existing
     }
     this.writers.add([info])
-    return this.attach(core, info, null)
+    let k = this.known.get(info.key)
+    if (k === undefined) this.known.set(info.key, k = { info, distrust: null, closed: null, announced: 0 })
+    k.info = { ...k.info, local: true }
+    this.markOpen([k])
+    const feed = this.attach(core, k.info, k.distrust)
+    feed.pinned = true
+    this.readIfConsistent(feed)
+    return feed
   }
 
   /**
    * Learns a gossiped batch: refuses what the allow-list excludes, persists the
-   * new ones in one write, opens their logs in parallel. Returns the new ones.
+   * new ones in one write, and opens (in parallel) the logs this node is
+   * behind on: a peer announced more than it holds, or, from a peer on the
+   * older wire format that tells no lengths, any new one. Returns the new ones.
    */
-  async addRemote (infos: readonly KnownWriter[]): Promise<KnownWriter[]> {
+  async addRemote (infos: readonly WriterLength[]): Promise<KnownWriter[]> {
     if (this.closed) return []
-    const fresh: KnownWriter[] = []
+    const fresh: Known[] = []
+    const behind: Known[] = []
     const seen = new Set<string>()
     for (const raw of infos) {
-      const info = { ...raw, local: false }
-      if (seen.has(info.key) || this.feeds.has(info.key) || this.opening.has(info.key)) continue
-      seen.add(info.key)
-      if (this.allowList !== undefined && !this.allowList.has(info.key)) {
-        if (!this.rejected.has(info.key)) {
-          this.rejectedCount++
-          this.logger.warn({ writer: info.key, session: info.sessionId }, 'ignored a writer that is not on the allow-list')
+      if (seen.has(raw.key)) continue
+      seen.add(raw.key)
+      let k = this.known.get(raw.key)
+      if (k === undefined) {
+        if (this.allowList !== undefined && !this.allowList.has(raw.key)) {
+          if (!this.rejected.has(raw.key)) {
+            this.rejectedCount++
+            this.logger.warn({ writer: raw.key, session: raw.sessionId }, 'ignored a writer that is not on the allow-list')
+          }
+          this.rejected.set(raw.key, true)
+          continue
         }
-        this.rejected.set(info.key, true)
+        // Nothing of it is held yet: closed at 0 until a peer has more.
+        k = { info: { key: raw.key, sessionId: raw.sessionId, agentId: raw.agentId, local: false }, distrust: null, closed: { held: 0, fork: 0, ended: false }, announced: 0 }
+        this.known.set(raw.key, k)
+        fresh.push(k)
+      }
+      if (raw.length === undefined) {
+        k.legacy = true
+        if (!this.feeds.has(raw.key) && k.distrust === null && (k.closed === null || k.closed.held === 0)) behind.push(k)
         continue
       }
-      fresh.push(info)
+      k.announced = Math.max(k.announced, raw.length)
+      if (this.feeds.has(raw.key) || k.distrust !== null) continue
+      if (raw.length > (k.closed?.held ?? 0)) behind.push(k)
     }
-    if (fresh.length === 0) return []
-    this.writers.add(fresh)
-    const opened: KnownWriter[] = []
-    for (let i = 0; i < fresh.length; i += OPEN_PARALLEL) {
-      const batch = fresh.slice(i, i + OPEN_PARALLEL)
-      const feeds = await Promise.all(batch.map(info => this.openRemote(info, null)))
-      for (const feed of feeds) if (feed !== null) opened.push(feed.info)
-    }
-    return opened
+    // The new ones that open at once are stored as open, the others as closed at 0: one write either way.
+    const opening = new Set(behind)
+    this.writers.add(fresh.map(k => k.info), fresh.filter(k => !opening.has(k)).map(k => k.info.key))
+    for (const k of fresh) if (opening.has(k)) k.closed = null
+    await this.openAll(behind, true)
+    return fresh.map(k => k.info)
   }
 
-  /** Opens every writer the store lists (on open), in parallel batches. */
-  async openKnown (): Promise<void> {
-    const stored = this.writers.list()
-    for (let i = 0; i < stored.length; i += OPEN_PARALLEL) {
-      await Promise.all(stored.slice(i, i + OPEN_PARALLEL).map(async (w) => {
-        if (w.local) {
-          const core = this.store.get({ name: `crosscast/session/${w.sessionId}` })
-          await core.ready()
-          this.attach(core, w, w.distrust)
-          return
-        }
-        if (this.allowList !== undefined && !this.allowList.has(w.key)) return
-        await this.openRemote(w, w.distrust)
-      }))
+  /** Opens these logs in parallel batches, recording them as open first in one write. */
+  private async openAll (ks: Known[], check: boolean): Promise<void> {
+    this.markOpen(ks)
+    for (let i = 0; i < ks.length; i += OPEN_PARALLEL) {
+      await Promise.all(ks.slice(i, i + OPEN_PARALLEL).map(k => this.openKnownWriter(k, check)))
     }
+  }
+
+  /** Open now: should the process stop before they are closed again, the next start opens and checks them. */
+  private markOpen (ks: Known[]): void {
+    const reopened = ks.filter(k => k.closed !== null)
+    for (const k of reopened) k.closed = null
+    this.writers.opened(reopened.map(k => k.info.key))
+  }
+
+  /** The node checked its logs against the database: open logs are read from now on. */
+  start (): void {
+    this.started = true
+  }
+
+  /**
+   * Opens, on start, the logs that need it: those not closed cleanly (open when
+   * the process stopped, so maybe holding blocks not projected yet) and those
+   * behind their checkpoint's view. An idle, projected log stays closed.
+   */
+  async openKnown (): Promise<void> {
+    const indexed = new Map(this.projector.writers().map(cp => [cp.key, cp.indexed]))
+    const needed = [...this.known.values()].filter(k => {
+      if (!k.info.local && this.allowList !== undefined && !this.allowList.has(k.info.key)) return false
+      if (k.closed === null) return true
+      return (indexed.get(k.info.key) ?? 0) < (k.distrust === null ? k.closed.held : Math.min(k.closed.held, k.distrust.length))
+    })
+    // Checked together by divergence() before anything is read.
+    await this.openAll(needed, false)
   }
 
   /**
@@ -424,71 +550,127 @@ export class WriterRegistry {
    * store (it was deleted): learnt back from the checkpoints.
    */
   recoverFromCheckpoints (): void {
-    const known = new Set(this.writers.list().map(w => w.key))
-    const missing = this.projector.writers().filter(cp => !known.has(cp.key) && cp.sessionId !== null)
-    this.writers.add(missing.map(cp => ({ key: cp.key, sessionId: cp.sessionId as string, agentId: cp.agentId ?? 'agent', local: cp.local })))
+    const missing = this.projector.writers().filter(cp => !this.known.has(cp.key) && cp.sessionId !== null)
+    const infos = missing.map(cp => ({ key: cp.key, sessionId: cp.sessionId as string, agentId: cp.agentId ?? 'agent', local: cp.local }))
+    this.writers.add(infos)
+    for (const info of infos) this.known.set(info.key, { info, distrust: null, closed: null, announced: 0 })
   }
 
   /**
    * A log behind its checkpoint (truncated, replaced, restored from a backup)
    * or on another fork than the one projected means the database holds blocks
    * the log no longer has: the next write would reuse their ids. Returns why
-   * a rebuild is needed, or null.
+   * a rebuild is needed, or null. Only open logs can be checked; a log opened
+   * later is checked as it opens.
    */
   divergence (): string | null {
-    for (const cp of this.projector.writers()) {
-      if (cp.indexed === 0) continue
-      const feed = this.feeds.get(cp.key)
-      if (feed === undefined) continue
-      if (feed.core.length < cp.indexed) return `log ${cp.key.slice(0, 8)} (session ${String(cp.sessionId)}) has ${feed.core.length} blocks but the database projected ${cp.indexed}`
-      if (feed.core.fork !== cp.fork) return `log ${cp.key.slice(0, 8)} (session ${String(cp.sessionId)}) is on fork ${feed.core.fork} but the database projected fork ${cp.fork}`
+    for (const feed of this.feeds.values()) {
+      const reason = this.diverges(feed)
+      if (reason !== null) return reason
     }
     return null
   }
 
+  private diverges (feed: WriterFeed): string | null {
+    const cp = this.projector.checkpointOf(feed.key)
+    if (cp.indexed === 0) return null
+    if (feed.core.length < cp.indexed) return `log ${feed.key.slice(0, 8)} (session ${feed.info.sessionId}) has ${feed.core.length} blocks but the database projected ${cp.indexed}`
+    if (feed.core.fork !== cp.fork) return `log ${feed.key.slice(0, 8)} (session ${feed.info.sessionId}) is on fork ${feed.core.fork} but the database projected fork ${cp.fork}`
+    return null
+  }
+
   /**
-   * Rebuilds the projection from the logs. Feeds are paused first (a pass
+   * Rebuilds the projection from the logs. Every known log is opened for it
+   * (and closed again by the sweeper once quiet). Feeds are paused first (a pass
    * under way finishes before the clear, so none fails half-way), each is
    * replayed silently up to the length it had, then they resume and publish
    * whatever arrived meanwhile, so subscribers miss nothing that is new.
    */
   async rebuild (onProgress?: (done: number, total: number) => void): Promise<string> {
-    await this.openClosedWriters()
-    const feeds = [...this.feeds.values()]
-    await Promise.all(feeds.map(feed => feed.pause()))
-    const lengths = feeds.map(feed => feed.core.contiguousLength)
-    this.projector.publishing = false
-    let epoch: string
+    this.rebuilding = true
     try {
-      epoch = clearProjection(this.projector.db)
-      this.projector.reset(epoch)
-      const total = lengths.reduce((n, l) => n + l, 0)
-      let done = 0
-      let reported = -1
-      const report = (n: number): void => {
-        reported = n
-        onProgress?.(n, total)
+      await this.sweeping
+      // Replayed from the start whatever they hold: no check against the checkpoints about to be cleared.
+      await this.openAll([...this.known.values()].filter(k => !this.feeds.has(k.info.key) && (k.info.local || this.allowList === undefined || this.allowList.has(k.info.key))), false)
+      const feeds = [...this.feeds.values()]
+      await Promise.all(feeds.map(feed => feed.pause()))
+      const lengths = feeds.map(feed => feed.core.contiguousLength)
+      this.projector.publishing = false
+      let epoch: string
+      try {
+        epoch = clearProjection(this.projector.db)
+        this.projector.reset(epoch)
+        const total = lengths.reduce((n, l) => n + l, 0)
+        let done = 0
+        let reported = -1
+        const report = (n: number): void => {
+          reported = n
+          onProgress?.(n, total)
+        }
+        for (let i = 0; i < feeds.length; i++) {
+          // Progress after every transaction: a long log reports as it goes, not once at its end.
+          await feeds[i].replay(lengths[i], indexed => report(done + Math.min(indexed, lengths[i])))
+          done += lengths[i]
+          if (reported < done) report(done)
+        }
+      } finally {
+        this.projector.publishing = true
       }
-      for (let i = 0; i < feeds.length; i++) {
-        // Progress after every transaction: a long log reports as it goes, not once at its end.
-        await feeds[i].replay(lengths[i], indexed => report(done + Math.min(indexed, lengths[i])))
-        done += lengths[i]
-        if (reported < done) report(done)
-      }
+      for (const feed of feeds) feed.resume()
+      return epoch
     } finally {
-      this.projector.publishing = true
+      this.rebuilding = false
     }
-    for (const feed of feeds) feed.resume()
-    return epoch
   }
 
-  /** Closes a hosted session's log (idle); it stays known and is reopened on demand. */
+  /**
+   * Closes a hosted session's log; it stays known and is reopened on demand
+   * (its session writes again, a peer is behind on it, a rebuild).
+   */
   async closeWriter (key: string): Promise<void> {
     const feed = this.feeds.get(key)
     if (feed === undefined) return
-    this.feeds.delete(key)
-    await feed.stop()
-    await feed.core.close()
+    feed.pinned = false
+    await this.closeFeeds([feed])
+  }
+
+  /** Closes every unpinned log that is caught up and was quiet for idleMs. */
+  sweep (): void {
+    if (this.closed || this.rebuilding || this.sweeping !== null) return
+    const quietSince = Date.now() - this.opts.idleMs
+    const idle = [...this.feeds.values()].filter(feed => !feed.pinned && !feed.stopped && feed.lastActive <= quietSince && this.settled(feed))
+    if (idle.length === 0) return
+    this.sweeping = this.closeFeeds(idle).catch((err: Error) => {
+      this.logger.warn({ err: err.message }, 'closing idle logs failed')
+    }).finally(() => { this.sweeping = null })
+  }
+
+  /** Caught up, and no peer announced more than this node holds (or one did and nothing came for a quiet spell). */
+  private settled (feed: WriterFeed): boolean {
+    if (!feed.caughtUp) return false
+    const k = this.known.get(feed.key)
+    if (k?.legacy === true) return false
+    if (k === undefined || k.announced <= feed.core.contiguousLength) return true
+    // A peer said the log is longer: stay open while any connected peer replicates it (a busy holder may take
+    // a while to serve thousands of logs); with none left, close, and the next announcement reopens it.
+    return feed.core.peers.length === 0 && Date.now() - feed.lastActive >= 2 * this.opts.idleMs
+  }
+
+  private async closeFeeds (feeds: WriterFeed[]): Promise<void> {
+    const records: Array<{ key: string, closed: ClosedAt }> = []
+    for (const feed of feeds) {
+      // Recorded before anything is awaited: news of a longer log arriving meanwhile is compared with this.
+      const k = this.known.get(feed.key)
+      if (k !== undefined && feed.caughtUp) {
+        k.closed = { held: this.projector.indexedLength(feed.key), fork: feed.core.fork, ended: feed.ended === true }
+        records.push({ key: feed.key, closed: k.closed })
+      }
+      this.feeds.delete(feed.key)
+    }
+    await Promise.all(feeds.map(feed => feed.stop()))
+    await Promise.all(feeds.map(feed => feed.core.close()))
+    // One opened again meanwhile (a peer was ahead) is recorded as open already.
+    this.writers.closed(records.filter(r => !this.feeds.has(r.key) && !this.opening.has(r.key)))
   }
 
   /**
@@ -512,44 +694,73 @@ export class WriterRegistry {
     await Promise.all([...this.feeds.values()].map(feed => feed.drain()))
   }
 
+  /** Stops every feed; a log left caught up is recorded as closed, so the next start does not open it. */
   async close (): Promise<void> {
     this.closed = true
+    if (this.sweeper !== null) clearInterval(this.sweeper)
     for (const failure of this.openFailures.values()) if (failure.timer !== null) clearTimeout(failure.timer)
     await Promise.allSettled(this.opening.values())
-    await Promise.all([...this.feeds.values()].map(feed => feed.stop()))
-    this.writers.close()
-  }
-
-  private async openClosedWriters (): Promise<void> {
-    const missing = this.writers.list().filter(w => !this.feeds.has(w.key) && (this.allowList === undefined || w.local || this.allowList.has(w.key)))
-    for (const w of missing) {
-      if (w.local) {
-        const core = this.store.get({ name: `crosscast/session/${w.sessionId}` })
-        await core.ready()
-        this.attach(core, w, w.distrust)
-      } else {
-        await this.openRemote(w, w.distrust)
-      }
+    await this.sweeping
+    const feeds = [...this.feeds.values()]
+    const records: Array<{ key: string, closed: ClosedAt }> = []
+    for (const feed of feeds) {
+      if (!feed.caughtUp) continue
+      records.push({ key: feed.key, closed: { held: this.projector.indexedLength(feed.key), fork: feed.core.fork, ended: feed.ended === true } })
+    }
+    await Promise.all(feeds.map(feed => feed.stop()))
+    try {
+      this.writers.closed(records)
+    } finally {
+      this.writers.close()
     }
   }
 
-  private openRemote (info: KnownWriter, distrust: Distrust | null): Promise<WriterFeed | null> {
-    let pending = this.opening.get(info.key)
+  /** `check`: compare it with its checkpoint before reading it (false: the caller checks, or the checkpoints are being rebuilt). */
+  private openKnownWriter (k: Known, check: boolean): Promise<WriterFeed | null> {
+    const existing = this.feeds.get(k.info.key)
+    if (existing !== undefined) return Promise.resolve(existing)
+    let pending = this.opening.get(k.info.key)
     if (pending === undefined) {
-      pending = this.tryOpenRemote(info, distrust).finally(() => this.opening.delete(info.key))
-      this.opening.set(info.key, pending)
+      pending = (k.info.local ? this.openOwn(k) : this.tryOpenRemote(k)).then(feed => {
+        if (feed !== null && check) this.readIfConsistent(feed)
+        return feed
+      }).finally(() => this.opening.delete(k.info.key))
+      this.opening.set(k.info.key, pending)
     }
     return pending
   }
 
+  /** A log opened after start is checked against its checkpoint like those opened at start, and read only if it agrees. */
+  private readIfConsistent (feed: WriterFeed): void {
+    if (!this.started) return
+    const reason = this.diverges(feed)
+    if (reason === null) void feed.drain()
+    else this.opts.onDivergence?.(reason)
+  }
+
+  private async openOwn (k: Known): Promise<WriterFeed | null> {
+    const core = this.store.get({ name: `crosscast/session/${k.info.sessionId}` })
+    await core.ready()
+    if (this.closed) {
+      await core.close()
+      return null
+    }
+    return this.attach(core, k.info, k.distrust)
+  }
+
   /** A failure to open a log is reported (status, log) and retried with backoff, never dropped. */
-  private async tryOpenRemote (info: KnownWriter, distrust: Distrust | null): Promise<WriterFeed | null> {
+  private async tryOpenRemote (k: Known): Promise<WriterFeed | null> {
+    const info = k.info
     try {
       const core = this.store.get({ key: Buffer.from(info.key, 'hex'), allowFork: false })
       await core.ready()
+      if (this.closed) {
+        await core.close()
+        return null
+      }
       this.openFailures.delete(info.key)
-      const feed = this.attach(core, info, distrust)
-      if (distrust === null) core.download({ start: 0, end: -1 })
+      const feed = this.attach(core, info, k.distrust)
+      if (k.distrust === null) core.download({ start: 0, end: -1 })
       return feed
     } catch (err) {
       if (this.closed) return null
@@ -560,7 +771,7 @@ export class WriterRegistry {
       const timer = setTimeout(() => {
         const entry = this.openFailures.get(info.key)
         if (entry !== undefined) entry.timer = null
-        void this.openRemote(info, distrust)
+        void this.openKnownWriter(k, true)
       }, delay)
       timer.unref()
       this.openFailures.set(info.key, { key: info.key, error: (err as Error).message, attempts, timer })
@@ -574,9 +785,20 @@ export class WriterRegistry {
     feed.distrusted = distrust
     if (distrust !== null) this.projector.markWriterError(info.key, distrust.reason)
     this.feeds.set(info.key, feed)
-    core.on('append', () => { void feed.drain() })
+    this.opened++
+    const changed = (): void => {
+      feed.lastActive = Date.now()
+      this.opts.onLength?.(info.key)
+    }
+    core.on('append', () => {
+      changed()
+      void feed.drain()
+    })
     if (!info.local) {
-      core.on('download', () => { if (core.contiguousLength > this.projector.indexedLength(info.key)) void feed.drain() })
+      core.on('download', () => {
+        changed()
+        if (core.contiguousLength > this.projector.indexedLength(info.key)) void feed.drain()
+      })
       core.on('truncate', (length: number, fork: number) => feed.distrust(`log truncated to ${length} blocks (fork ${fork})`))
       // Two signed versions of one length: hypercore closes the core itself.
       core.on('conflict', (length: number, fork: number) => feed.distrust(`two signed versions of the log at length ${length} (fork ${fork})`))
@@ -587,6 +809,8 @@ export class WriterRegistry {
   private persistDistrust (feed: WriterFeed, distrust: Distrust): void {
     try {
       this.writers.distrust(feed.key, distrust)
+      const k = this.known.get(feed.key)
+      if (k !== undefined) k.distrust = distrust
       this.projector.markWriterError(feed.key, distrust.reason)
     } catch (err) {
       this.logger.warn({ writer: feed.key, err: (err as Error).message }, 'could not record the distrusted writer')

@@ -1,6 +1,7 @@
 // Opens real nodes in temporary directories, closed at teardown. Offline by
 // default (swarm: false, lan: false): tests that need peers pass a testnet.
 import type { Assert } from 'brittle'
+import net from 'node:net'
 import { Crosscast, type CrosscastOptions } from '../../lib/index.ts'
 
 export async function openNode (t: Assert, opts: Partial<CrosscastOptions> = {}): Promise<Crosscast> {
@@ -27,4 +28,21 @@ export async function until (check: () => boolean | Promise<boolean>, timeoutMs 
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
     await new Promise(resolve => setTimeout(resolve, 20))
   }
+}
+
+/** A TCP connection on 127.0.0.1 between two nodes through replicate(); cut() is a partition. */
+export async function link (t: Assert, server: Crosscast, client: Crosscast): Promise<{ cut: () => Promise<void> }> {
+  const sockets: net.Socket[] = []
+  const listener = net.createServer((socket) => { sockets.push(socket); server.replicate(false, socket) })
+  await new Promise<void>(resolve => listener.listen(0, '127.0.0.1', resolve))
+  const socket = net.connect((listener.address() as net.AddressInfo).port, '127.0.0.1')
+  sockets.push(socket)
+  client.replicate(true, socket)
+  const cut = async (): Promise<void> => {
+    for (const s of sockets) s.destroy()
+    await new Promise<void>(resolve => listener.close(() => resolve()))
+    await until(() => server.status().peers.length === 0 && client.status().peers.length === 0, 10_000, 'both sides to see the link gone')
+  }
+  t.teardown(() => { for (const s of sockets) s.destroy(); listener.close() })
+  return { cut }
 }
