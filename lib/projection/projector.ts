@@ -6,7 +6,7 @@ import type { Database, Statement } from 'better-sqlite3'
 import { decodeBlock, isNotUnderstood } from '../events/codec.ts'
 import { eventIdAt } from '../events/ids.ts'
 import { hlcToIso, isTooFarAhead, MAX_CLOCK_SKEW_MS } from '../events/hlc.ts'
-import { EVENT_POSITION, readEpoch, STORED_EVENT_COLUMNS, WHERE_EVENT_ID } from './schema.ts'
+import { EVENT_POSITION, eventIdParams, readEpoch, STORED_EVENT_COLUMNS, WHERE_EVENT_ID } from './schema.ts'
 import { EVENT_COLUMNS, rowToEvent } from './queries.ts'
 import { resourceTypeOf } from '../events/validate.ts'
 import { EVENT_TYPES, type BroadcastEvent, type EventType, type WireEvent } from '../events/types.ts'
@@ -132,10 +132,10 @@ export class Projector {
 
   /** The stored events of one block, in order (stops at the first index not stored). */
   eventsAt (writer: string, seq: number): BroadcastEvent[] {
-    const prefix = Buffer.from(writer.slice(0, 16), 'hex')
+    const prefix = writer.slice(0, 16)
     const events: BroadcastEvent[] = []
     for (let idx = 0; ; idx++) {
-      const row = this.selectAt.get(prefix, seq, idx) as Record<string, unknown> | undefined
+      const row = this.selectAt.get(...eventIdParams(eventIdAt(prefix, seq, idx))) as Record<string, unknown> | undefined
       if (row === undefined) return events
       events.push(rowToEvent(row))
     }
