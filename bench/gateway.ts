@@ -16,6 +16,7 @@ import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { spawnPeer, summarize, type Figure } from './lib/stats.ts'
 import { measureFanoutSideBySide, profilePosts, type FanoutRun, type FanoutTarget } from './lib/fanout.ts'
+import type { PostSpan } from './lib/peer.ts'
 import { contextFromEnv, type BenchContext, type FigureSet, type Workload } from './lib/contract.ts'
 import { printFigures } from './lib/report.ts'
 import { startRelay } from './alt/fanout.ts'
@@ -57,6 +58,7 @@ async function startGateway (clients: number, profilePath: string | null): Promi
         if (notified !== clients) throw new Error(`clients_notified was ${notified}, expected ${clients}`)
       },
       aroundPosts: profilePosts(server, profilePath),
+      spans: async () => await server.request<PostSpan[]>('spans'),
       close: async () => { agent.destroy(); await server.kill() }
     }
   } catch (err) {
@@ -131,6 +133,13 @@ function pairFigures (prefix: string, pairs: Pair[], clients: number, w: Workloa
     [`${prefix}.floor_p50_ms`]: summarize(of((r) => r.p50, 'floor'), 'ms', true, 'raw baseline, same run: no relay, one pre-built frame written to each client socket (the machine\'s floor)'),
     [`${prefix}.floor_p99_ms`]: summarize(of((r) => r.p99, 'floor'), 'ms', true, 'raw baseline, same run'),
     [`${prefix}.relay_server_heap_per_client_kb`]: summarize(of((r) => r.serverHeapKiBPerClient, 'relay'), 'KiB', true, `seed's ws relay, same run`),
+    // Where a post's time goes before the first send: the server has it, its event is stored, the first client has the frame.
+    [`${prefix}.to_server_ms`]: summarize(of((r) => r.toServer, 'gateway'), 'ms', true, 'post call until the gateway has the request (HTTP), median over posts'),
+    [`${prefix}.to_stored_ms`]: summarize(of((r) => r.toStored, 'gateway'), 'ms', true, 'post call until the event is durable in the signed log and projected, ready to send (the work before the first send), median over posts'),
+    [`${prefix}.to_first_frame_ms`]: summarize(of((r) => r.toFirstFrame, 'gateway'), 'ms', true, 'post call until the first client has the frame, median over posts'),
+    [`${prefix}.relay_to_server_ms`]: summarize(of((r) => r.toServer, 'relay'), 'ms', true, 'relay, same run: until it has the event (a WebSocket message)'),
+    [`${prefix}.relay_to_stored_ms`]: summarize(of((r) => r.toStored, 'relay'), 'ms', true, 'relay, same run: until its SQLite insert returned'),
+    [`${prefix}.relay_to_first_frame_ms`]: summarize(of((r) => r.toFirstFrame, 'relay'), 'ms', true, 'relay, same run'),
     [`${prefix}.p50_ratio_vs_relay`]: summarize(ratio((r) => r.p50), 'x', true, 'gateway p50 / relay p50, paired per run; target <= 1'),
     [`${prefix}.p99_ratio_vs_relay`]: summarize(ratio((r) => r.p99), 'x', true, 'gateway p99 / relay p99, paired per run; target <= 1')
   }

@@ -217,6 +217,8 @@ test('every failing write is a JSON error with a stable code, and writes nothing
     { name: 'unknown feature (links)', path: '/api/broadcast/features/feat-0000dead/links', body: { linked_feature_id: id, link_type: 'blocks' }, status: 404, code: 'NOT_FOUND' },
     { name: 'unknown feature (comments)', path: '/api/broadcast/features/feat-0000dead/comments', body: { comment_text: 'x' }, status: 404, code: 'NOT_FOUND' },
     { name: 'malformed feature id', path: '/api/broadcast/features/feat-12.3', body: { title: 'x' }, status: 400, code: 'INVALID_ID', field: 'id' },
+    { name: 'a feature id on the track route', path: '/api/broadcast/tracks/feat-00000001', body: { title: 'x' }, status: 400, code: 'INVALID_ID', field: 'id' },
+    { name: 'an over-long spike id', path: `/api/broadcast/spikes/spk-${'a'.repeat(65)}`, body: { title: 'x' }, status: 400, code: 'INVALID_ID', field: 'id' },
     { name: 'bad status (update)', path: `/api/broadcast/features/${id}`, body: { status: 'finished' }, status: 400, code: 'INVALID_STATUS', field: 'status', allowed: ['todo', 'in_progress', 'blocked', 'done'] },
     { name: 'bad status (status)', path: `/api/broadcast/features/${id}/status`, body: { new_status: 'finished' }, status: 400, code: 'INVALID_STATUS', field: 'new_status', allowed: ['todo', 'in_progress', 'blocked', 'done'] },
     { name: 'bad status (create)', path: '/api/broadcast/features', body: { title: 'x', status: 'later' }, status: 400, code: 'INVALID_STATUS', field: 'status' },

@@ -7,6 +7,7 @@ import { WebSocket } from 'ws'
 import { io as ioClient } from 'socket.io-client'
 import { spawnPeer, summarize, sampleEvent } from '../lib/stats.ts'
 import { measureFanout, profilePosts, type FanoutRun, type FanoutTarget } from '../lib/fanout.ts'
+import type { PostSpan } from '../lib/peer.ts'
 import type { BenchContext, BenchModule, FigureSet } from '../lib/contract.ts'
 import { contextFromEnv } from '../lib/contract.ts'
 import { printFigures } from '../lib/report.ts'
@@ -48,6 +49,7 @@ export async function startRelay (kind: RelayKind, profilePath: string | null = 
         rss,
         heap,
         aroundPosts,
+        spans: async () => await server.request<PostSpan[]>('spans'),
         post: async (marker) => { publisher.send(JSON.stringify(seedEvent(marker))) },
         close: async () => { publisher.terminate(); await server.kill() }
       }

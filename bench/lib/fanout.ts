@@ -2,8 +2,9 @@
 // crosscast's gateway: N clients in separate processes, one event posted by
 // the harness, per-client delivery latency and the server's RSS per client.
 import { setTimeout as sleep } from 'node:timers/promises'
-import { spawnPeer, percentile, rssOfPid, type Peer } from './stats.ts'
+import { spawnPeer, percentile, median, rssOfPid, type Peer } from './stats.ts'
 import type { Workload } from './contract.ts'
+import type { PostSpan } from './peer.ts'
 
 const CLIENTS = new URL('../alt/peers/relay-clients.ts', import.meta.url)
 
@@ -22,6 +23,11 @@ export interface FanoutTarget {
   heap?: () => Promise<number>
   /** Publishes one event whose broadcast frame contains `marker` (e.g. as its title); resolves once sent. */
   post (marker: string): Promise<void>
+  /**
+   * When the server received each post and when its event was stored (durable; for crosscast also
+   * projected, ready to send), as process.hrtime ns (one clock for every process here); cleared on read.
+   */
+  spans?: () => Promise<PostSpan[]>
   /** Called once every client is connected, before the first post, and after the last one (e.g. to profile only the fan-out). */
   aroundPosts?: { before (): Promise<void>, after (): Promise<void> }
   close (): Promise<void>
@@ -36,7 +42,14 @@ export function profilePosts (server: Peer, path: string | null): FanoutTarget['
   }
 }
 
-export interface FanoutRun { p50: number, p99: number, serverKiBPerClient: number, serverHeapKiBPerClient: number, clientKiBPerClient: number }
+/**
+ * Medians over a run's posts, from the harness's post call: the server has the request
+ * (toServer), the event is stored (toStored), the first client has the frame (toFirstFrame).
+ * NaN where the target records no spans.
+ */
+export interface FanoutSpans { toServer: number, toStored: number, toFirstFrame: number }
+
+export interface FanoutRun extends FanoutSpans { p50: number, p99: number, serverKiBPerClient: number, serverHeapKiBPerClient: number, clientKiBPerClient: number }
 
 /**
  * One run: spawn the client processes, start the target, measure its RSS,
@@ -47,7 +60,7 @@ export async function measureFanout (protocol: ClientProtocol, start: () => Prom
   return (await measureFanoutSideBySide(protocol, [start], w))[0]
 }
 
-interface Side { procs: Peer[], target: FanoutTarget | null, latencies: number[] }
+interface Side { procs: Peer[], target: FanoutTarget | null, latencies: number[], toServer: number[], toStored: number[], toFirstFrame: number[] }
 
 /**
  * Several targets in one run, each with its own client processes, connected
@@ -56,9 +69,9 @@ interface Side { procs: Peer[], target: FanoutTarget | null, latencies: number[]
  * whose load drifts, and their ratio compares like with like.
  */
 export async function measureFanoutSideBySide (protocol: ClientProtocol, starts: Array<() => Promise<FanoutTarget>>, w: Workload['fanout']): Promise<FanoutRun[]> {
-  const sides: Side[] = starts.map(() => ({ procs: [], target: null, latencies: [] }))
+  const sides: Side[] = starts.map(() => ({ procs: [], target: null, latencies: [], toServer: [], toStored: [], toFirstFrame: [] }))
   try {
-    const memory: Array<Omit<FanoutRun, 'p50' | 'p99'>> = []
+    const memory: Array<Omit<FanoutRun, 'p50' | 'p99' | keyof FanoutSpans>> = []
     for (let s = 0; s < starts.length; s++) {
       const side = sides[s]
       for (let i = 0; i < w.clientProcesses; i++) side.procs.push(await spawnPeer(CLIENTS, `fanout-clients-${s}-${i}`, { nodeFlags: ['--expose-gc'] }))
@@ -92,12 +105,27 @@ export async function measureFanoutSideBySide (protocol: ClientProtocol, starts:
         const startNs = process.hrtime.bigint()
         await side.target!.post(marker)
         const results = await Promise.all(side.procs.map((p) => p.request<{ arrivals: bigint[] }>('collect', { marker, timeoutMs: 30_000 }, 40_000)))
+        const spans = await side.target!.spans?.()
         if (post < 0) continue
-        for (const r of results) for (const at of r.arrivals) side.latencies.push(Number(at - startNs) / 1e6)
+        const ms = (at: bigint): number => Number(at - startNs) / 1e6
+        let first = Infinity
+        for (const r of results) for (const at of r.arrivals) { side.latencies.push(ms(at)); first = Math.min(first, ms(at)) }
+        side.toFirstFrame.push(first)
+        if (spans !== undefined && spans.length > 0) {
+          side.toServer.push(ms(spans[0].received))
+          side.toStored.push(ms(spans[0].stored))
+        }
       }
     }
     for (const side of sides) await side.target!.aroundPosts?.after()
-    return sides.map((side, s) => ({ p50: percentile(side.latencies, 50), p99: percentile(side.latencies, 99), ...memory[s] }))
+    return sides.map((side, s) => ({
+      p50: percentile(side.latencies, 50),
+      p99: percentile(side.latencies, 99),
+      toServer: median(side.toServer),
+      toStored: median(side.toStored),
+      toFirstFrame: median(side.toFirstFrame),
+      ...memory[s]
+    }))
   } finally {
     for (const side of sides) if (side.target) await side.target.close().catch(() => {})
     await Promise.all(sides.flatMap((side) => side.procs.map((p) => p.kill())))

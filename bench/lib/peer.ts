@@ -84,3 +84,20 @@ export function profilerHandlers (): Record<string, Handler> {
     }
   }
 }
+
+export interface PostSpan { received: bigint, stored: bigint }
+
+/** A fan-out server's timeline per post (see FanoutTarget.spans): call received() as a post arrives and stored() once its event is stored; the `spans` handler hands them over. */
+export function peerSpans (): { received (): void, stored (): void, handlers: Record<string, () => PostSpan[]> } {
+  let spans: PostSpan[] = []
+  let received: bigint | null = null
+  return {
+    received: () => { received ??= process.hrtime.bigint() },
+    stored: () => {
+      if (received === null) return
+      spans.push({ received, stored: process.hrtime.bigint() })
+      received = null
+    },
+    handlers: { spans: () => { const out = spans; spans = []; return out } }
+  }
+}

@@ -91,9 +91,10 @@ async function appendIfMatch (ctx: GatewayContext, drafts: EventDraft[], ifMatch
 /** Appends all drafts in one block of the writer's own session log (all or nothing). */
 export async function writeAs (ctx: GatewayContext, writer: Writer, drafts: EventDraft[]): Promise<BroadcastEvent[]> {
   // Checked before the session is opened: a refused request must not leave a new session log behind.
-  for (const d of drafts) validateDraft({ ...d, agent_id: writer.agent }, ctx.cc.maxPayloadBytes)
+  // Checked once: the session's write path takes them as checked here (session.append would check them again).
+  const valid = drafts.map(d => validateDraft({ ...d, agent_id: writer.agent }, ctx.cc.maxPayloadBytes))
   const events = await ctx.sessions.with(writer.sessionId, writer.agent, async (session) => {
-    const append = (): Promise<BroadcastEvent[]> => session.append(drafts.map(d => ({ ...d, agent_id: writer.agent })), { agent: writer.agent })
+    const append = (): Promise<BroadcastEvent[]> => ctx.cc._write(session, valid)
     return writer.ifMatch === undefined || writer.ifMatch === null ? await append() : await appendIfMatch(ctx, drafts, writer.ifMatch, append)
   })
   ctx.counters.restWrites++

@@ -2,7 +2,7 @@
 // accepts any pino-shaped { debug, info, warn, error, child? }. This adapts one
 // to the other, and is silent by default.
 
-import { silentLogger, type Logger } from '../logger.ts'
+import { silentLogger, childLogger, type Logger } from '../logger.ts'
 
 export { silentLogger, type Logger }
 
@@ -23,7 +23,7 @@ export function toFastifyLogger (logger: Logger): FastifyLogger {
   const bound = (fn: LogFn | undefined, fallback: LogFn): LogFn => typeof fn === 'function' ? fn.bind(logger) : fallback
   const error = bound(logger.error, noop)
   const debug = bound(logger.debug, noop)
-  return {
+  const adapted: FastifyLogger = {
     level: typeof full.level === 'string' ? full.level : 'info',
     debug,
     info: bound(logger.info, noop),
@@ -32,8 +32,13 @@ export function toFastifyLogger (logger: Logger): FastifyLogger {
     fatal: bound(full.fatal, error),
     trace: bound(full.trace, debug),
     silent: noop,
-    child: (bindings) => toFastifyLogger(typeof logger.child === 'function' ? logger.child(bindings) : logger)
+    // fastify asks for a child on every request: a logger whose child is itself (the silent default) is not adapted again.
+    child: (bindings) => {
+      const child = childLogger(logger, bindings)
+      return child === logger ? adapted : toFastifyLogger(child)
+    }
   }
+  return adapted
 }
 
 /** Tokens travel in `?token=` for browsers; never let one reach a log line. */

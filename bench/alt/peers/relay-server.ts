@@ -11,7 +11,7 @@ import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { WebSocketServer, WebSocket } from 'ws'
 import { Server as SocketIOServer } from 'socket.io'
-import { servePeer, peerDir, profilerHandlers } from '../../lib/peer.ts'
+import { servePeer, peerDir, profilerHandlers, peerSpans } from '../../lib/peer.ts'
 import { rssSelf, settleMemory } from '../../lib/stats.ts'
 
 interface PostedEvent {
@@ -36,6 +36,8 @@ function store (ev: PostedEvent): void {
 
 const httpServer = http.createServer((_req, res) => { res.writeHead(404).end() })
 let connected = 0
+// Each post: the event arrives, then it is stored (the send loop follows); two clock reads a post.
+const spans = peerSpans()
 let closeAll: () => void = () => {}
 
 servePeer({
@@ -52,6 +54,7 @@ servePeer({
           const text = isBinary ? '' : data.toString()
           if (text === 'subscribe') { subscribed.add(ws); ws.send('{"type":"subscribed"}'); return }
           if (text === 'ping') { ws.send('{"type":"pong"}'); return }
+          if (kind === 'ws') spans.received()
           const ev = JSON.parse(text) as PostedEvent
           if (kind === 'floor') {
             const payload = Buffer.from(JSON.stringify({ type: 'broadcast_event', ...ev }))
@@ -62,6 +65,7 @@ servePeer({
             return
           }
           store(ev)
+          spans.stored()
           // serialize and encode once, send the same bytes to everyone (what Socket.IO's broadcast does too)
           const frame = Buffer.from(JSON.stringify({ type: 'broadcast_event', ...ev }))
           for (const client of subscribed) if (client.readyState === WebSocket.OPEN) client.send(frame, { binary: false })
@@ -90,7 +94,8 @@ servePeer({
     const mem = process.memoryUsage()
     return { rss: rssSelf(), heap: mem.heapUsed + mem.external, connected }
   },
-  ...profilerHandlers()
+  ...profilerHandlers(),
+  ...spans.handlers
 }, async () => {
   closeAll()
   httpServer.closeAllConnections()
