@@ -131,7 +131,7 @@ async function scenario (t: Assert, nat: NatKind, relay: RelaySource): Promise<O
 /** `crosscast bootstrap` on the first public address, persistent DHT nodes on the others. */
 async function startPublicDht (t: Assert, internet: Internet, relay: boolean): Promise<{ bootstrap: string, relayKey: string | null }> {
   const [bootstrapHost, ...nodeHosts] = internet.publicAddrs
-  const args = ['bootstrap', '--host', bootstrapHost, '--port', String(BOOTSTRAP_PORT), ...(relay ? ['--relay'] : [])]
+  const args = ['bootstrap', '--host', bootstrapHost, '--port', String(BOOTSTRAP_PORT), ...(relay ? ['--relay', '--storage', await t.tmp()] : [])]
   const line = await startChild(t, internet.publicNs, [CLI, ...args], (l) => l.startsWith('peers use:'))
   const relayKey = /--relay-through ([0-9a-f]{64})/.exec(line)?.[1] ?? null
   if (relay && relayKey === null) throw new Error(`bootstrap printed no relay key: ${line}`)
