@@ -14,6 +14,7 @@ import { startBootstrapper } from '../lib/net/bootstrap.ts'
 import { isCrosscastError } from '../lib/errors.ts'
 import { Crosscast } from '../lib/index.ts'
 import { createTestnet } from './helpers/testnet.ts'
+import { until } from './helpers/node.ts'
 import { waitFor, agree } from './helpers/transport-suite.ts'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
@@ -160,4 +161,31 @@ test('a node with relay: true has the same relay key after it is reopened on its
   const first = await relayKeyOf()
   t.ok(first !== null && /^[0-9a-f]{64}$/.test(first), 'a relay key')
   t.is(await relayKeyOf(), first, 'the same after reopening')
+})
+
+// Peers behind NATs that cannot be punched need a relay; one that a room peer runs
+// is announced with its presence, so nobody has to pass its key as relayThrough.
+test('a room peer that relays is announced: the others use its relay when a punch fails, never for a punchable pair', { timeout: 60000 }, async (t) => {
+  const net = await createTestnet(t)
+  const open = async (name: string, relay: boolean): Promise<Crosscast> => {
+    const cc = await Crosscast.open({ storage: join(await t.tmp(), name), room: 'relay-announce', agent: name, sessionId: name, bootstrap: net.bootstrap, lan: false, relay })
+    t.teardown(() => cc.close())
+    return cc
+  }
+  type RelayChoice = (force: boolean, swarm: unknown) => Buffer | Buffer[] | null
+  const swarmOf = (cc: Crosscast): { relayThrough: RelayChoice | null } => (cc as unknown as { network: { _discovery: { swarm: { relayThrough: RelayChoice | null } } } }).network._discovery.swarm
+  const relayKeyOf = (cc: Crosscast): string => (cc as unknown as { network: { _discovery: { relayPublicKey: Buffer } } }).network._discovery.relayPublicKey.toString('hex')
+  const relays = (cc: Crosscast, force: boolean): string[] | null => {
+    const swarm = swarmOf(cc)
+    const chosen = swarm.relayThrough?.(force, { dht: { randomized: false } }) ?? null
+    return chosen === null ? null : [chosen].flat().map(k => k.toString('hex'))
+  }
+  const a = await open('plain', false)
+  t.is(swarmOf(a).relayThrough, null, 'a node that knows no relay marks no failed punch for relaying')
+  const r = await open('relay', true)
+  await until(() => a.presence().some(e => e.session_id === 'relay'), 30_000, 'the plain node to see the relay node')
+  await until(() => relays(a, true) !== null, 10_000, 'the plain node to take up the announced relay')
+  t.alike(relays(a, true), [relayKeyOf(r)], 'after a failed punch, it pairs through the relay its room peer announced')
+  t.is(relays(a, false), null, 'a punchable pair (not forced, NAT not randomized) stays direct')
+  t.is(swarmOf(r).relayThrough, null, 'the relay node does not relay through itself')
 })

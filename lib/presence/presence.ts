@@ -74,6 +74,10 @@ export interface PresenceHost {
   /** Live claims by holder writer key. */
   claimsByWriter (): Map<string, string[]>
   readonly logger: Logger
+  /** This node's relay key (hex) when it relays for peers that cannot punch through: announced with its sessions. */
+  relayKey? (): string | null
+  /** A session's node announced that it relays. */
+  onRelay? (key: string): void
 }
 
 /** `via`: the connections that brought this seq (the entry lapses when all of them closed). */
@@ -231,7 +235,8 @@ export class Presence extends EventEmitter {
       reached = [this.selfKey]
       for (const link of this.links) if (link.paired && link.key !== null && reached.length < MAX_REACHED) reached.push(link.key)
     }
-    return this.host.localSessions().map(s => ({ ...s, node: this.host.nodeKey, since: this.startedAt, seq, ...(reached !== undefined ? { reached } : {}) }))
+    const relay = this.host.relayKey?.() ?? null
+    return this.host.localSessions().map(s => ({ ...s, node: this.host.nodeKey, since: this.startedAt, seq, ...(reached !== undefined ? { reached } : {}), ...(relay !== null ? { relay } : {}) }))
   }
 
   private announcements (): WireEntry[] {
@@ -296,6 +301,7 @@ export class Presence extends EventEmitter {
       left.push(gone)
     }
     if (fresh.length === 0 && left.length === 0) return
+    for (const entry of fresh) if (entry.relay !== undefined) this.host.onRelay?.(entry.relay)
     this.relay(from, fresh, left)
     this.changed()
   }

@@ -33,6 +33,8 @@ export interface WireEntry {
    * full mesh nobody relays at all. Absent from older peers: relayed to all.
    */
   reached?: string[]
+  /** The origin node's relay key (hex) when it relays for peers that cannot punch through (relay: true). */
+  relay?: string
 }
 
 /** A session that went offline (its node closed), as of `seq`. */
@@ -55,7 +57,8 @@ function isEntry (value: unknown): value is WireEntry {
   if (value === null || typeof value !== 'object') return false
   const e = value as Record<string, unknown>
   return isLabel(e.agent_id) && isLabel(e.session_id) && typeof e.writer === 'string' && HEX_KEY.test(e.writer) &&
-    typeof e.node === 'string' && HEX_KEY.test(e.node) && isTime(e.since) && isTime(e.seq) && isReached(e.reached)
+    typeof e.node === 'string' && HEX_KEY.test(e.node) && isTime(e.since) && isTime(e.seq) && isReached(e.reached) &&
+    (e.relay === undefined || (typeof e.relay === 'string' && HEX_KEY.test(e.relay)))
 }
 
 function isGone (value: unknown): value is WireGone {
@@ -80,6 +83,7 @@ export function decodePresence (buffer: Buffer): { message: PresenceMessage, inv
   const good = entries.filter(isEntry).map(e => {
     const entry: WireEntry = { agent_id: e.agent_id, session_id: e.session_id, writer: e.writer, node: e.node, since: e.since, seq: e.seq }
     if (e.reached !== undefined) entry.reached = e.reached
+    if (e.relay !== undefined) entry.relay = e.relay
     return entry
   })
   const left = gone.filter(isGone).map(g => ({ writer: g.writer, seq: g.seq }))
