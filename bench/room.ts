@@ -95,6 +95,8 @@ export async function run (ctx: BenchContext): Promise<FigureSet> {
       push('room.mesh_connections_median', median(peers(m.converged)))
       push('room.mesh_kib_received_per_node_median', kib(median(m.converged.map(s => s.bytesReceived))))
       push('room.mesh_cpu_s_per_node', m.cpuSeconds / nodes)
+      push('room.mesh_churn_converge_ms', m.churnConvergeMs)
+      push('room.mesh_churn_connections_median', median(peers(m.final)))
     }
   }
 
@@ -122,6 +124,8 @@ function meshFigures (samples: Record<string, number[]>, fig: (id: string, unit:
     'room.mesh_converge_ms': fig('room.mesh_converge_ms', 'ms', `baseline, same run: the same room at Hyperswarm's default maxPeers (64); ${ratio('converge_ms')}`),
     'room.mesh_connections_median': fig('room.mesh_connections_median', 'peers', 'baseline: authenticated peers per node at convergence'),
     'room.mesh_kib_received_per_node_median': fig('room.mesh_kib_received_per_node_median', 'KiB', `baseline: UDX bytes received per node to convergence; ${ratio('kib_received_per_node_median')}`),
-    'room.mesh_cpu_s_per_node': fig('room.mesh_cpu_s_per_node', 's', `baseline: CPU per node to convergence; ${ratio('cpu_s_per_node')}`)
+    'room.mesh_cpu_s_per_node': fig('room.mesh_cpu_s_per_node', 's', `baseline: CPU per node to convergence; ${ratio('cpu_s_per_node')}`),
+    'room.mesh_churn_converge_ms': fig('room.mesh_churn_converge_ms', 'ms', `baseline: the same churn in the full mesh (it stalled past 180 s until presence stopped flooding every announcement to every peer); ${ratio('churn_converge_ms')}`),
+    'room.mesh_churn_connections_median': fig('room.mesh_churn_connections_median', 'peers', 'baseline: authenticated peers per node after the churn')
   }
 }

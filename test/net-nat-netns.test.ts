@@ -8,6 +8,8 @@
 //            no punch gets through: `crosscast bootstrap --relay` relays, or a
 //            node on a public address started with `relay: true`; the stream
 //            stays end-to-end encrypted.
+// A relay node in the room is announced with its presence, and the homes use it
+// without being told its key.
 // Prints time to the first event across the NATs and time to converge for each.
 // Needs root, iproute2 and iptables: skips loudly elsewhere, fails in CI.
 import test from 'brittle'
@@ -50,6 +52,11 @@ test('across NATs, relayed: two homes behind symmetric NATs meet through a publi
   await relayed(t, 'node')
 })
 
+test('across NATs, relayed: a public room peer with relay: true is announced, so homes told of no relay still meet through it', { timeout: 60_000 }, async (t) => {
+  if (!available(t, 'sessions meeting through an announced relay across symmetric NATs')) return
+  await relayed(t, 'announced')
+})
+
 async function relayed (t: Assert, relay: RelaySource): Promise<void> {
   const { sessions, firstCrossMs, convergeMs, startupMs } = await scenario(t, 'symmetric', relay)
   const stats = await Promise.all(sessions.map((s) => s.peer.call<DhtStats>('dhtStats', {}, CALL_MS)))
@@ -70,8 +77,11 @@ function available (t: Assert, what: string): boolean {
   return false
 }
 
-/** Who relays: nobody, `crosscast bootstrap --relay`, or a crosscast node with `relay: true` (in another room, so it cannot carry the events itself). */
-type RelaySource = 'none' | 'bootstrap' | 'node'
+/**
+ * Who relays: nobody, `crosscast bootstrap --relay`, a crosscast node with `relay: true` in another room (so it
+ * cannot carry the events itself), or one in the room whose relay the homes learn from its presence alone.
+ */
+type RelaySource = 'none' | 'bootstrap' | 'node' | 'announced'
 
 interface Outcome { sessions: Session[], firstCrossMs: number, convergeMs: number, startupMs: number }
 
@@ -89,6 +99,9 @@ async function scenario (t: Assert, nat: NatKind, relay: RelaySource): Promise<O
   if (relay === 'node') {
     const node = await spawnPeer(t, { storage: await t.tmp(), room: 'relay-only', agent: 'relay', sessionId: 'relay', bootstrap: [bootstrap], lan: false, relay: true }, 30_000, { prefix: inNamespace(internet.publicNs) })
     relayKey = await node.call<string>('relayKey', {}, CALL_MS)
+  }
+  if (relay === 'announced') {
+    await spawnPeer(t, { storage: await t.tmp(), room: 'nat-room', secret: 'nat-secret', agent: 'relay', sessionId: 'relay', bootstrap: [bootstrap], lan: false, relay: true }, 30_000, { prefix: inNamespace(internet.publicNs) })
   }
 
   const spawned = Date.now()
@@ -131,7 +144,7 @@ async function scenario (t: Assert, nat: NatKind, relay: RelaySource): Promise<O
 /** `crosscast bootstrap` on the first public address, persistent DHT nodes on the others. */
 async function startPublicDht (t: Assert, internet: Internet, relay: boolean): Promise<{ bootstrap: string, relayKey: string | null }> {
   const [bootstrapHost, ...nodeHosts] = internet.publicAddrs
-  const args = ['bootstrap', '--host', bootstrapHost, '--port', String(BOOTSTRAP_PORT), ...(relay ? ['--relay'] : [])]
+  const args = ['bootstrap', '--host', bootstrapHost, '--port', String(BOOTSTRAP_PORT), ...(relay ? ['--relay', '--storage', await t.tmp()] : [])]
   const line = await startChild(t, internet.publicNs, [CLI, ...args], (l) => l.startsWith('peers use:'))
   const relayKey = /--relay-through ([0-9a-f]{64})/.exec(line)?.[1] ?? null
   if (relay && relayKey === null) throw new Error(`bootstrap printed no relay key: ${line}`)

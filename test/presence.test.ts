@@ -74,3 +74,39 @@ test('presence: a session whose process is killed lapses on its peer (two proces
   await until(() => !sessions(a).includes('sess-child'), 40_000, 'the killed session to lapse')
   t.comment(`lapsed ${Date.now() - killedAt} ms after SIGKILL`)
 })
+
+// Issue 12 §5: a room of 24-32 nodes at Hyperswarm's default maxPeers (a full mesh)
+// stalled after churn because every node relayed every announcement to every other
+// peer (n² copies per interval) and re-flooded late copies: the presence queue
+// grew to ~50,000 messages per node and the logs queued behind it never arrived.
+// An announcement now lists the peers it reached at first hand, and no one relays
+// it to them: in a full mesh a node receives one copy of each session per interval.
+test('presence: in a full mesh of 8 nodes nobody relays, so each node receives about one announcement per peer per interval', { timeout: 90_000 }, async (t) => {
+  const N = 8
+  const nodes = await Promise.all(Array.from({ length: N }, (_, i) => offlineNode(t, `sess-${i}`)))
+  const sockets: net.Socket[][] = nodes.map(() => [])
+  for (let i = 0; i < N; i++) {
+    for (let j = i + 1; j < N; j++) {
+      const listener = net.createServer((socket) => { sockets[i].push(socket); nodes[i].replicate(false, socket) })
+      await new Promise<void>(resolve => listener.listen(0, '127.0.0.1', resolve))
+      const socket = net.connect((listener.address() as net.AddressInfo).port, '127.0.0.1')
+      sockets[j].push(socket)
+      nodes[j].replicate(true, socket)
+      t.teardown(() => { socket.destroy(); listener.close() })
+    }
+  }
+  await until(() => nodes.every(cc => sessions(cc).length === N), 20_000, 'every node to list every session')
+  // Past the announcements every new connection brings; then only the interval's refreshes flow (no events are written).
+  await new Promise(resolve => setTimeout(resolve, 1000))
+  const read = (): number[] => sockets.map(list => list.reduce((n, s) => n + s.bytesRead, 0))
+  const before = read()
+  const intervals = 3
+  await new Promise(resolve => setTimeout(resolve, intervals * 5000))
+  const perNode = read().map((b, i) => b - before[i])
+  // One announcement of a session with its `reached` list, encrypted and framed, is under 600 bytes; a node
+  // ticks `intervals` or `intervals + 1` times in the window. Relaying to everyone would bring N - 2 more copies each.
+  const bound = (intervals + 1) * (N - 1) * 600
+  t.comment(`bytes received per node in ${intervals} intervals: ${perNode.join(' ')} (bound ${bound}; relaying to all would be about ${intervals * (N - 1) * (N - 1) * 300})`)
+  t.alike(perNode.filter(b => b > bound), [], `every node received at most ${bound} bytes`)
+  t.ok(nodes.every(cc => sessions(cc).length === N), 'and still lists every session')
+})

@@ -27,6 +27,8 @@ declare module 'hyperswarm' {
     readonly dht: HyperDHT
     readonly destroyed: boolean
     readonly connections: Set<NoiseSecretStream>
+    /** Read on every dial and every accepted handshake, so it may be replaced while the swarm runs. */
+    relayThrough: ((force: boolean, swarm: Hyperswarm) => Buffer | Buffer[] | null) | null
     join (topic: Buffer, opts?: { client?: boolean, server?: boolean }): PeerDiscoverySession
     leave (topic: Buffer): Promise<void>
     flush (): Promise<boolean>

@@ -2,6 +2,8 @@
 // bench/peers/room-peer.ts: nodes spread over a few OS processes open at once and
 // each writes; then some close while new ones join and everyone writes again.
 // Shared by bench/room.ts (the figures) and test/room-many.test.ts (the guard).
+// BENCH_ROOM_DEBUG=<file>: when a convergence times out, every node's per-writer and
+// per-connection replication state is written there (room-peer's `debug`).
 import { spawnPeer, type Peer } from './proc.ts'
 
 const PEER = new URL('../peers/room-peer.ts', import.meta.url)
@@ -101,6 +103,12 @@ export async function runRoom (plan: RoomPlan): Promise<RoomResult> {
       return ms[ms.length - 1]
     } catch (err) {
       const lagging = (await states(names)).filter(s => s.events < count)
+      const dump = process.env.BENCH_ROOM_DEBUG
+      if (dump !== undefined && dump !== '') {
+        const { writeFileSync } = await import('node:fs')
+        const detail = await Promise.all(names.map(async name => ({ name, state: lagging.find(s => s.name === name), writers: await on(name).request('debug', { name }) })))
+        writeFileSync(dump, JSON.stringify(detail, null, 1))
+      }
       throw new Error(`${what}: ${lagging.length} of ${names.length} nodes short of ${count} events (${lagging.map(s => `${s.name}: ${s.events} events, ${s.writers} writers, ${s.peers} peers`).join('; ')}): ${(err as Error).message}`)
     }
   }

@@ -3,6 +3,7 @@
 // loopback testnet, lan: false. Nodes are named by the parent; every command
 // takes the node's name.
 import { join } from 'node:path'
+import c from 'compact-encoding'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Crosscast, contentHash, type BootstrapNode } from '../../lib/index.ts'
 import { servePeer, peerDir } from '../lib/peer.ts'
@@ -69,6 +70,33 @@ class ConnectionBytes {
   }
 }
 const connectionBytes = new Map<string, ConnectionBytes>()
+
+/** Protomux messages waiting in a secret stream's write queue, counted by protocol and message type (diagnostics). */
+function queuedMessages (stream: any): Record<string, number> {
+  const counts: Record<string, number> = {}
+  const mux = stream.userData
+  let fifo = stream._writableState?.queue?.tail
+  while (fifo !== null && fifo !== undefined) {
+    const buf = fifo.buffer as Array<Buffer | undefined>
+    for (let i = 0; i < buf.length; i++) {
+      const b = buf[(fifo.btm + i) & fifo.mask]
+      if (b === undefined) break
+      const state = { start: 0, end: b.byteLength, buffer: b }
+      let what: string
+      try {
+        const id = c.uint.decode(state)
+        if (id === 0) what = `control/${b[state.start]}`
+        else {
+          const type = c.uint.decode(state)
+          what = `${String(mux?._local?.[id - 1]?.protocol ?? '?')}/${type}`
+        }
+      } catch { what = 'undecodable' }
+      counts[what] = (counts[what] ?? 0) + 1
+    }
+    fifo = fifo.next
+  }
+  return counts
+}
 
 servePeer({
   async open (args) {
@@ -150,6 +178,63 @@ servePeer({
   cpu () {
     const { user, system } = process.cpuUsage()
     return (user + system) / 1e6
+  },
+  /**
+   * Diagnostics for a stalled room (BENCH_ROOM_DEBUG=<file> dumps it for every node when a
+   * convergence times out): per writer, the length gossip announced, what the log holds and
+   * each replicating peer's view (its length, requests in flight, messages by type); per
+   * connection, the writes queued by protocol and the UDX stream's round trip and window.
+   */
+  debug (args) {
+    const cc = node(args.name)
+    const registry = (cc as unknown as { registry: { known: Map<string, { info: { key: string, sessionId: string }, announced: number, closed: unknown }>, feeds: Map<string, { core: any, caughtUp: boolean }> } }).registry
+    const out: unknown[] = []
+    for (const [key, k] of registry.known) {
+      const feed = registry.feeds.get(key)
+      const core = feed?.core
+      out.push({
+        session: k.info.sessionId,
+        key: key.slice(0, 8),
+        announced: k.announced,
+        closed: k.closed,
+        open: feed !== undefined,
+        length: core?.length,
+        contiguous: core?.contiguousLength,
+        peers: core === undefined ? [] : core.peers.map((p: any) => ({
+          remote: p.remotePublicKey?.toString('hex').slice(0, 8),
+          remoteLength: p.remoteLength,
+          remoteContig: p.remoteContiguousLength,
+          inflight: p.inflight,
+          max: p.getMaxInflight(),
+          synced: p.remoteSynced,
+          opened: p.remoteOpened,
+          uploading: p.remoteUploading,
+          remoteRequests: p.remoteRequests.size,
+          receiverQueue: p.receiverQueue.length,
+          muxDrained: p.protomux.drained,
+          tx: Object.fromEntries(Object.entries(p.stats).filter(([, v]: [string, any]) => typeof v === 'object').map(([k, v]: [string, any]) => [k, v.tx])),
+          rx: Object.fromEntries(Object.entries(p.stats).filter(([, v]: [string, any]) => typeof v === 'object').map(([k, v]: [string, any]) => [k, v.rx]))
+        }))
+      })
+    }
+    const swarm = discoveryOf(cc)?.swarm as unknown as { connections: Set<any> } | null
+    const conns = [...(swarm?.connections ?? [])].map((stream: any) => {
+      const raw = stream.rawStream
+      const mux = stream.userData
+      return {
+        remote: stream.remotePublicKey?.toString('hex').slice(0, 8),
+        initiator: stream.isInitiator,
+        destroyed: stream.destroyed,
+        writableLength: stream._writableState?.queue?.length ?? stream.writableLength,
+        muxDrained: mux?.drained,
+        raw: raw?.toJSON?.(),
+        rto: raw?.rtoCount,
+        retransmits: raw?.retransmits,
+        bytesTx: raw?.bytesTransmitted,
+        queued: queuedMessages(stream)
+      }
+    })
+    return { writers: out, conns }
   },
   hash (args) {
     return contentHash(node(args.name).db)

@@ -5,7 +5,7 @@ import HyperDHT from 'hyperdht'
 import { CrosscastError } from '../errors.ts'
 import { silentLogger, type Logger } from '../logger.ts'
 import { formatAddress, type BootstrapAddress } from './options.ts'
-import { startRelay, type Relay } from './relay.ts'
+import { relayKeyPairFromFile, startRelay, type Relay } from './relay.ts'
 
 export interface Bootstrapper {
   // What peers pass as `bootstrap` ('host:port').
@@ -19,9 +19,11 @@ export interface Bootstrapper {
 /**
  * With `relay`, a second DHT node on the same host runs a blind relay (see
  * relay.ts): the bootstrapper is reachable by definition, so it is where peers
- * behind NATs that cannot be punched through meet.
+ * behind NATs that cannot be punched through meet. Its key comes from
+ * `relaySeedFile` (made on first start), so it stays the same across restarts;
+ * without one it is new on every start.
  */
-export async function startBootstrapper (opts: { host: string, port: number, relay?: boolean, logger?: Logger }): Promise<Bootstrapper> {
+export async function startBootstrapper (opts: { host: string, port: number, relay?: boolean, relaySeedFile?: string, logger?: Logger }): Promise<Bootstrapper> {
   const { host, port } = opts
   const logger = opts.logger ?? silentLogger
   // The node announces this address to others, so it must be a concrete IPv4 one.
@@ -31,6 +33,7 @@ export async function startBootstrapper (opts: { host: string, port: number, rel
   if (!Number.isInteger(port) || port < 1 || port > 65535) {
     throw new CrosscastError('INVALID_OPTION', 'port must be an integer from 1 to 65535', { field: 'port' })
   }
+  const relayKeyPair = opts.relay === true ? (opts.relaySeedFile === undefined ? HyperDHT.keyPair() : await relayKeyPairFromFile(opts.relaySeedFile)) : null
   const node = HyperDHT.bootstrapper(port, host, { host })
   node.on('error', (err: Error) => logger.warn({ err }, 'bootstrap node error'))
   try {
@@ -44,10 +47,10 @@ export async function startBootstrapper (opts: { host: string, port: number, rel
   logger.info({ address }, 'bootstrap node listening')
   let relayNode: HyperDHT | null = null
   let relay: Relay | null = null
-  if (opts.relay === true) {
+  if (relayKeyPair !== null) {
     relayNode = new HyperDHT({ bootstrap: [address], host, ephemeral: false, firewalled: false })
     try {
-      relay = await startRelay(relayNode, HyperDHT.keyPair(), logger)
+      relay = await startRelay(relayNode, relayKeyPair, logger)
     } catch (err) {
       await relayNode.destroy().catch(() => {})
       await node.destroy().catch(() => {})

@@ -104,6 +104,11 @@ export class Discovery extends EventEmitter {
     return this.swarmTransport?.swarm ?? null
   }
 
+  /** A relay a room peer announced; false if it was known, is this node's own, or too many were learnt. */
+  addRelay (key: Buffer): boolean {
+    return this.swarmTransport?.addRelay(key) ?? false
+  }
+
   // What peers pass as relayThrough to pair through this node; null unless it runs with relay: true.
   get relayPublicKey (): Buffer | null {
     return this.swarmTransport?.relayPublicKey ?? null

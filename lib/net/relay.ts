@@ -3,7 +3,9 @@
 // key, and such peers pair their UDX streams through it. The relay forwards
 // packets of a Noise stream it holds no key for, so encryption stays end to end
 // between the two peers; it learns only who talks to whom, and how much.
-import { createHash } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { dirname } from 'node:path'
 import HyperDHT, { type HyperDHTServer, type KeyPair } from 'hyperdht'
 import { Server as BlindRelayServer } from 'blind-relay'
 import { CrosscastError } from '../errors.ts'
@@ -21,7 +23,43 @@ export interface Relay {
 
 /** The relay's key for a node: stable across restarts of that node, never its own Noise key. */
 export function relayKeyPair (nodeKeyPair: KeyPair): KeyPair {
-  return HyperDHT.keyPair(createHash('sha256').update('crosscast/relay').update(nodeKeyPair.secretKey).digest())
+  return relayKeyFromSeed(nodeKeyPair.secretKey)
+}
+
+function relayKeyFromSeed (seed: Buffer): KeyPair {
+  return HyperDHT.keyPair(createHash('sha256').update('crosscast/relay').update(seed).digest())
+}
+
+const SEED_FILE = /^([0-9a-f]{64})\n?$/
+
+/**
+ * The relay key of a node that has no storage of its own (`crosscast bootstrap
+ * --relay`): derived from a secret seed kept in `file`, made on first use (32
+ * random bytes, hex, readable by the owner only), so the key peers were given as
+ * relayThrough survives restarts. Whoever holds the file can run the relay.
+ */
+export async function relayKeyPairFromFile (file: string): Promise<KeyPair> {
+  let text: string
+  try {
+    text = await readFile(file, 'utf8')
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw seedError(file, err)
+    await mkdir(dirname(file), { recursive: true })
+    try {
+      await writeFile(file, randomBytes(32).toString('hex') + '\n', { flag: 'wx', mode: 0o600 })
+    } catch (created) {
+      // Another process made it first: use that one.
+      if ((created as NodeJS.ErrnoException).code !== 'EEXIST') throw seedError(file, created)
+    }
+    text = await readFile(file, 'utf8')
+  }
+  const seed = SEED_FILE.exec(text)?.[1]
+  if (seed === undefined) throw new CrosscastError('INVALID_OPTION', `${file} is not a relay seed (64 hex digits); remove it to make a new relay key`, { field: 'relaySeedFile' })
+  return relayKeyFromSeed(Buffer.from(seed, 'hex'))
+}
+
+function seedError (file: string, err: unknown): CrosscastError {
+  return new CrosscastError('INVALID_OPTION', `could not read or create the relay seed ${file}: ${(err as Error).message}`, { field: 'relaySeedFile', cause: err })
 }
 
 export async function startRelay (dht: HyperDHT, keyPair: KeyPair, logger: Logger): Promise<Relay> {

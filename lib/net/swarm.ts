@@ -26,6 +26,8 @@ const CONNECTED_REFRESH_MS = 60_000
 // answered us gets no window at all. Our announcements expire on their own anyway.
 const GRACEFUL_CLOSE_MS = 1000
 const FORCED_CLOSE_MS = 500
+// Relays learnt from room peers, at most: a peer could announce any number.
+const MAX_LEARNT_RELAYS = 8
 
 interface Joined {
   session: PeerDiscoverySession
@@ -54,6 +56,9 @@ export class SwarmTransport {
   private readonly joined = new Map<string, Joined>()
   private relay: Promise<Relay | null> = Promise.resolve(null)
   readonly relayPublicKey: Buffer | null
+  /** Given as relayThrough, then those learnt from room peers. */
+  private readonly relays: Buffer[]
+  private learntRelays = 0
 
   constructor (opts: SwarmTransportOptions) {
     this.logger = opts.logger
@@ -76,9 +81,10 @@ export class SwarmTransport {
     this.swarm = new Hyperswarm({
       keyPair: opts.keyPair,
       dht,
-      ...(opts.relayThrough.length > 0 ? { relayThrough: opts.relayThrough } : {}),
       ...(opts.maxPeers !== undefined ? { maxPeers: opts.maxPeers } : {})
     })
+    this.relays = [...opts.relayThrough]
+    this.useRelays()
     this.swarm.on('error', (err: Error) => this.logger.warn({ err }, 'swarm error'))
     this.swarm.on('connection', (stream) => opts.onstream(stream))
     this.relayPublicKey = null
@@ -90,6 +96,27 @@ export class SwarmTransport {
         return null
       })
     }
+  }
+
+  /**
+   * A relay a room peer runs (announced with its presence): used like one given
+   * as relayThrough, so peers behind NATs that cannot be punched need not be
+   * told its key. Hyperswarm only goes through a relay once a punch failed or
+   * when its own NAT is randomized, so a direct path is still preferred.
+   */
+  addRelay (key: Buffer): boolean {
+    if (this.relayPublicKey?.equals(key) === true || this.relays.some(k => k.equals(key)) || this.learntRelays >= MAX_LEARNT_RELAYS) return false
+    this.learntRelays++
+    this.relays.push(key)
+    this.useRelays()
+    this.logger.info({ relay: key.toString('hex') }, 'a room peer relays: using it when a connection cannot be punched')
+    return true
+  }
+
+  // Left unset without relays: Hyperswarm then does not mark failed punches for relaying.
+  private useRelays (): void {
+    const relays = this.relays
+    this.swarm.relayThrough = relays.length === 0 ? null : (force, swarm) => (force || swarm.dht.randomized ? relays : null)
   }
 
   join (topic: Buffer): void {

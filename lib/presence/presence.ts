@@ -3,15 +3,30 @@
 // protomux channel beside the room channel, and relays what it hears once
 // (newer seq only), so sessions reached through another peer are listed too.
 // An entry lapses when no announcement refreshed it for `ttlMs`, at once when
-// its node says goodbye, and when the connection it came through closes (a
-// still-reachable session comes back with its next announcement).
+// its node says goodbye, and when every connection that brought its latest
+// announcement has closed (a still-reachable session comes back with its next one).
+//
+// A flood must not loop. In a full mesh each announcement reaches a node once per
+// connection, so the copies of one seq arrive spread over time; a seq is accepted
+// and relayed once, and remembered after its entry is gone (lapsed, said goodbye,
+// its connections closed), so a late copy cannot bring it back and flood it again.
+// Before that memory, 24-32 nodes in a full mesh melted down after 8 of them left:
+// copies re-accepted after the leavers' connections closed were flooded again, the
+// queues grew (~50,000 presence messages per node, stream round trips of 10-20 s),
+// entries lapsed before their refresh arrived, late copies were flooded again, and
+// the room's log replication, queued behind them on the same streams, stalled.
+// Nor flood what needs no relay: an announcement lists the connections its origin
+// sent it to (`reached`), and a relay skips them, so in a full mesh nobody relays
+// and a room costs each node one message per peer per interval, not one per
+// session per peer. Relays are sent in batches, one message per connection per
+// short window, leaving out the connections that already brought the same seq.
 
 import { EventEmitter } from 'node:events'
 import Protomux, { type Channel, type Message } from 'protomux'
 import c from 'compact-encoding'
 import type { Logger } from '../logger.ts'
 import {
-  PRESENCE_PROTOCOL, MAX_ENTRIES_PER_MESSAGE, encodePresence, decodePresence,
+  PRESENCE_PROTOCOL, MAX_REACHED, REACHED_KEY_HEX, encodePresence, decodePresence,
   type WireEntry, type WireGone
 } from './wire.ts'
 
@@ -20,6 +35,12 @@ export const DEFAULT_PRESENCE_INTERVAL_MS = 5000
 const INTERVALS_TO_EXPIRE = 3
 /** Sessions this node remembers from others at most; beyond it, new ones are ignored until some lapse. */
 const MAX_REMOTE_ENTRIES = 10_000
+/** A session's latest seq is remembered this many intervals after its entry went, so late copies of it are not flooded again. */
+const INTERVALS_TO_FORGET_SEQ = 30
+/** Relays wait at most this long to share one message per connection (shorter with a short interval). */
+const MAX_RELAY_DELAY_MS = 250
+/** Entries per message: with their `reached` lists well under the receiver's size cap. */
+const ENTRIES_PER_MESSAGE = 100
 
 export interface PresenceEntry {
   agent_id: string
@@ -38,6 +59,9 @@ export interface PresenceEntry {
 
 /** The part of a connection presence uses: a Noise stream that passed the room handshake. */
 export interface PresenceStream {
+  /** Noise keys (secret-stream's): which connections an announcement reached. */
+  readonly publicKey?: Buffer | null
+  readonly remotePublicKey?: Buffer | null
   on (event: 'close', listener: () => void): unknown
   off (event: 'close', listener: () => void): unknown
 }
@@ -50,11 +74,19 @@ export interface PresenceHost {
   /** Live claims by holder writer key. */
   claimsByWriter (): Map<string, string[]>
   readonly logger: Logger
+  /** This node's relay key (hex) when it relays for peers that cannot punch through: announced with its sessions. */
+  relayKey? (): string | null
+  /** A session's node announced that it relays. */
+  onRelay? (key: string): void
 }
 
-interface Remote { entry: WireEntry, heardAt: number, via: Link | null }
+/** `via`: the connections that brought this seq (the entry lapses when all of them closed). */
+interface Remote { entry: WireEntry, heardAt: number, via: Set<Link> }
+/** The latest seq heard of a session, kept after its entry went, and when it was recorded. */
+interface Seen { seq: number, at: number }
 
-interface Link { stream: PresenceStream, mux: Protomux, channel: Channel | null, paired: boolean, onClose: () => void }
+/** `key`: the remote's Noise key prefix as listed in `reached` (null if the stream has none). */
+interface Link { stream: PresenceStream, key: string | null, mux: Protomux, channel: Channel | null, paired: boolean, onClose: () => void }
 
 export interface Presence {
   on (event: 'change', listener: (entries: PresenceEntry[]) => void): this
@@ -66,8 +98,14 @@ export class Presence extends EventEmitter {
   private readonly ttlMs: number
   private readonly startedAt = Date.now()
   private readonly remote = new Map<string, Remote>()
+  private readonly seen = new Map<string, Seen>()
   private readonly links = new Set<Link>()
   private readonly timer: NodeJS.Timeout
+  private readonly relayDelayMs: number
+  private readonly relaying = { entries: new Map<string, WireEntry>(), gone: new Map<string, { gone: WireGone, from: Link }>() }
+  private relayTimer: NodeJS.Timeout | null = null
+  /** This node's Noise key prefix, from the first connection. */
+  private selfKey: string | null = null
   private signature = ''
   private closed = false
 
@@ -76,6 +114,7 @@ export class Presence extends EventEmitter {
     this.host = host
     this.intervalMs = opts.intervalMs ?? DEFAULT_PRESENCE_INTERVAL_MS
     this.ttlMs = this.intervalMs * INTERVALS_TO_EXPIRE
+    this.relayDelayMs = Math.min(MAX_RELAY_DELAY_MS, Math.ceil(this.intervalMs / 20))
     this.timer = setInterval(() => this.tick(), this.intervalMs)
     this.timer.unref()
   }
@@ -84,7 +123,8 @@ export class Presence extends EventEmitter {
   attach (stream: PresenceStream): void {
     if (this.closed) return
     const mux = Protomux.from(stream)
-    const link: Link = { stream, mux, channel: null, paired: false, onClose: () => this.detach(link) }
+    this.selfKey ??= reachedKey(stream.publicKey)
+    const link: Link = { stream, key: reachedKey(stream.remotePublicKey), mux, channel: null, paired: false, onClose: () => this.detach(link) }
     this.links.add(link)
     stream.on('close', link.onClose)
     // The other side opens its channel once it has authenticated us, which may be after we opened ours
@@ -118,7 +158,10 @@ export class Presence extends EventEmitter {
     if (!this.links.delete(link)) return
     link.stream.off('close', link.onClose)
     try { link.mux.unpair({ protocol: PRESENCE_PROTOCOL }) } catch {}
-    for (const [writer, r] of this.remote) if (r.via === link) this.remote.delete(writer)
+    for (const [writer, r] of this.remote) {
+      r.via.delete(link)
+      if (r.via.size === 0) this.remote.delete(writer)
+    }
     this.changed()
   }
 
@@ -170,6 +213,7 @@ export class Presence extends EventEmitter {
     for (const link of this.links) this.send(link, [], gone)
     this.closed = true
     clearInterval(this.timer)
+    if (this.relayTimer !== null) clearTimeout(this.relayTimer)
     for (const link of [...this.links]) {
       link.stream.off('close', link.onClose)
       try { link.mux.unpair({ protocol: PRESENCE_PROTOCOL }) } catch {}
@@ -177,11 +221,26 @@ export class Presence extends EventEmitter {
     }
     this.links.clear()
     this.remote.clear()
+    this.seen.clear()
+  }
+
+  /**
+   * This node's sessions, as sent now to every paired connection (a new one's
+   * included): a peer that holds an older seq still holds them, within ttl.
+   */
+  private own (): WireEntry[] {
+    const seq = Date.now()
+    let reached: string[] | undefined
+    if (this.selfKey !== null) {
+      reached = [this.selfKey]
+      for (const link of this.links) if (link.paired && link.key !== null && reached.length < MAX_REACHED) reached.push(link.key)
+    }
+    const relay = this.host.relayKey?.() ?? null
+    return this.host.localSessions().map(s => ({ ...s, node: this.host.nodeKey, since: this.startedAt, seq, ...(reached !== undefined ? { reached } : {}), ...(relay !== null ? { relay } : {}) }))
   }
 
   private announcements (): WireEntry[] {
-    const seq = Date.now()
-    const own = this.host.localSessions().map(s => ({ ...s, node: this.host.nodeKey, since: this.startedAt, seq }))
+    const own = this.own()
     // A newcomer learns everyone this node knows at once, not one interval later.
     const now = Date.now()
     const relayed = [...this.remote.values()].filter(r => now - r.heardAt < this.ttlMs).map(r => r.entry)
@@ -192,8 +251,9 @@ export class Presence extends EventEmitter {
     if (this.closed) return
     const now = Date.now()
     for (const [writer, r] of this.remote) if (now - r.heardAt >= this.ttlMs) this.remote.delete(writer)
-    const seq = now
-    const own = this.host.localSessions().map(s => ({ ...s, node: this.host.nodeKey, since: this.startedAt, seq }))
+    const forget = now - this.intervalMs * INTERVALS_TO_FORGET_SEQ
+    for (const [writer, s] of this.seen) if (s.at < forget && !this.remote.has(writer)) this.seen.delete(writer)
+    const own = this.own()
     for (const link of this.links) this.send(link, own, [])
     this.changed()
   }
@@ -202,7 +262,7 @@ export class Presence extends EventEmitter {
     const channel = link.channel
     // Protomux marks a channel opened only after its onopen returns: `paired` is set inside it.
     if (channel === null || channel.closed || !link.paired) return
-    const chunk = MAX_ENTRIES_PER_MESSAGE / 2
+    const chunk = ENTRIES_PER_MESSAGE
     for (let i = 0; i < entries.length || i < gone.length; i += chunk) {
       (channel.messages[0] as Message<Buffer>).send(encodePresence({ entries: entries.slice(i, i + chunk), gone: gone.slice(i, i + chunk) }))
     }
@@ -225,19 +285,64 @@ export class Presence extends EventEmitter {
     for (const entry of decoded.message.entries) {
       if (own.has(entry.writer)) continue
       const known = this.remote.get(entry.writer)
-      if (known !== undefined && known.entry.seq >= entry.seq) continue
+      // Another copy of the seq held: this connection brought it too (and needs no relay of it).
+      if (known !== undefined && known.entry.seq === entry.seq) known.via.add(from)
+      if ((this.seen.get(entry.writer)?.seq ?? -1) >= entry.seq) continue
       if (known === undefined && this.remote.size >= MAX_REMOTE_ENTRIES) continue
-      this.remote.set(entry.writer, { entry, heardAt: now, via: from })
+      this.remote.set(entry.writer, { entry, heardAt: now, via: new Set([from]) })
+      this.remember(entry.writer, entry.seq, now)
       fresh.push(entry)
     }
     for (const gone of decoded.message.gone) {
       const known = this.remote.get(gone.writer)
       if (known === undefined || known.entry.seq > gone.seq) continue
       this.remote.delete(gone.writer)
+      this.remember(gone.writer, gone.seq, now)
       left.push(gone)
     }
     if (fresh.length === 0 && left.length === 0) return
-    for (const link of this.links) if (link !== from) this.send(link, fresh, left)
+    for (const entry of fresh) if (entry.relay !== undefined) this.host.onRelay?.(entry.relay)
+    this.relay(from, fresh, left)
     this.changed()
   }
+
+  private remember (writer: string, seq: number, now: number): void {
+    this.seen.delete(writer)
+    this.seen.set(writer, { seq, at: now })
+    // Insertion order is recency: past the cap the longest-unheard go first.
+    if (this.seen.size > MAX_REMOTE_ENTRIES) this.seen.delete(this.seen.keys().next().value as string)
+  }
+
+  /** Queued for one message per connection after a short wait: copies heard meanwhile tell which connections need none. */
+  private relay (from: Link, fresh: WireEntry[], left: WireGone[]): void {
+    for (const entry of fresh) this.relaying.entries.set(entry.writer, entry)
+    for (const gone of left) {
+      this.relaying.entries.delete(gone.writer)
+      this.relaying.gone.set(gone.writer, { gone, from })
+    }
+    if (this.relayTimer !== null) return
+    this.relayTimer = setTimeout(() => this.flushRelays(), this.relayDelayMs)
+    this.relayTimer.unref()
+  }
+
+  private flushRelays (): void {
+    this.relayTimer = null
+    if (this.closed) return
+    const entries = [...this.relaying.entries.values()]
+    const gone = [...this.relaying.gone.values()]
+    this.relaying.entries.clear()
+    this.relaying.gone.clear()
+    for (const link of this.links) {
+      const out = entries.filter(e => {
+        const held = this.remote.get(e.writer)
+        return held !== undefined && held.entry.seq === e.seq && !held.via.has(link) && (link.key === null || e.reached?.includes(link.key) !== true)
+      })
+      const left = gone.filter(g => g.from !== link).map(g => g.gone)
+      if (out.length > 0 || left.length > 0) this.send(link, out, left)
+    }
+  }
+}
+
+function reachedKey (key: Buffer | null | undefined): string | null {
+  return Buffer.isBuffer(key) ? key.toString('hex', 0, REACHED_KEY_HEX / 2) : null
 }

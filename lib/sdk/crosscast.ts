@@ -263,6 +263,16 @@ export class Crosscast extends EventEmitter implements Writer {
     return this._presence?.entries() ?? []
   }
 
+  /** @internal */
+  _relayKey (): string | null {
+    return this.network?.relayKey() ?? null
+  }
+
+  /** @internal */
+  _relayLearnt (key: string): void {
+    this.network?.addRelay(key)
+  }
+
   /** @internal a connection passed the room handshake */
   _peerAuthenticated (stream: NoiseSecretStream): void {
     this._presence?.attach(stream)

@@ -133,6 +133,16 @@ export class NodeNetwork {
     this.lengthTimer.unref()
   }
 
+  /** This node's relay key (hex) when it runs with relay: true, for its presence to announce. */
+  relayKey (): string | null {
+    return this.discovery?.relayPublicKey?.toString('hex') ?? null
+  }
+
+  /** A room peer announced that it relays. */
+  addRelay (keyHex: string): void {
+    this.discovery?.addRelay(Buffer.from(keyHex, 'hex'))
+  }
+
   /** @internal for tests and the in-memory transport */
   get _discovery (): Discovery | null {
     return this.discovery

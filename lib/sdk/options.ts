@@ -36,7 +36,7 @@ export interface CrosscastOptions {
   reportWrongSecret?: boolean
   /** Discover peers on the local network by mDNS (default true). */
   lan?: boolean | LanOptionsInput
-  /** Relay for peers that cannot punch through their NATs (a node on a reachable address). */
+  /** Relay for peers that cannot punch through their NATs (a node on a reachable address); announced to room peers, which then use it. */
   relay?: boolean
   /** Relays (64-hex-digit keys, e.g. printed by `crosscast bootstrap --relay`) to go through when a direct connection cannot be punched. */
   relayThrough?: string[]

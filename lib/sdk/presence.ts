@@ -14,6 +14,10 @@ export interface PresenceNode {
   readonly writerKey: string
   readonly logger: Logger
   readonly _claims: ClaimManager
+  /** This node's relay key when it runs with relay: true. */
+  _relayKey (): string | null
+  /** A room peer announced that it relays. */
+  _relayLearnt (key: string): void
   on (event: 'events', listener: (events: BroadcastEvent[]) => void): unknown
   emit (event: 'presence', entries: PresenceEntry[]): boolean
 }
@@ -22,6 +26,8 @@ export function nodePresence (node: PresenceNode): Presence {
   const presence = new Presence({
     nodeKey: node.writerKey,
     logger: node.logger,
+    relayKey: () => node._relayKey(),
+    onRelay: (key) => node._relayLearnt(key),
     localSessions: () => [{ agent_id: node.agent, session_id: node.sessionId, writer: node.writerKey }],
     claimsByWriter: () => {
       const out = new Map<string, string[]>()
