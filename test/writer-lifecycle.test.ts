@@ -93,3 +93,23 @@ test('writer lifecycle: a gateway X-Session-ID that wrote once and left is ended
   t.is(again.status().logs.opened, 1, 'a restart opens only the node\'s own log')
   t.is(countEvents(again), events, 'and every event is still there')
 })
+
+test('writer lifecycle: a log a peer announced is not closed for idleness before it is fetched, however short writerIdleMs (a closed one would wait for an announcement that never comes)', { timeout: 120_000 }, async (t) => {
+  const holder = await Crosscast.open({ storage: await t.tmp(), room: 'lifecycle', agent: 'claude', sessionId: 'holder', swarm: false, lan: false, writerIdleMs: 1 })
+  t.teardown(() => holder.close())
+  for (let i = 0; i < 100; i += 25) {
+    await Promise.all(Array.from({ length: 25 }, async (_, j) => {
+      const id = `w-${i + j}`
+      await (await holder.session({ sessionId: id })).features.create(`feature of ${id}`).save()
+      await holder.closeSession(id, { end: true })
+    }))
+  }
+  // 1 ms: the sweep finds most logs quiet and projected (nothing fetched yet) long before their replication is up.
+  const fresh = await Crosscast.open({ storage: await t.tmp(), room: 'lifecycle', agent: 'claude', sessionId: 'fresh', swarm: false, lan: false, writerIdleMs: 1 })
+  t.teardown(() => fresh.close())
+  await link(t, holder, fresh)
+  await until(() => countEvents(fresh) === countEvents(holder) && contentHash(fresh.db) === contentHash(holder.db), 60_000, 'the fresh peer to hold every log')
+  t.pass('the fresh peer holds every log, identical content')
+  await until(() => fresh.status().logs.open === 1, 20_000, 'the fresh peer to close the logs it caught up on')
+  t.pass('and closed them once fetched and projected')
+})

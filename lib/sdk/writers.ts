@@ -407,6 +407,8 @@ export interface RegistryOptions {
   allowList: readonly string[] | undefined
   /** A log quiet and caught up this long is closed (0: never). */
   idleMs: number
+  /** Whether any peer is connected and admitted to the room (absent: none ever is). */
+  connected?: () => boolean
   /** The length this node holds of a log changed (appended, downloaded): peers may want to hear it. */
   onLength?: (key: string) => void
   /** A log opened after start is behind or on another fork than the database: it must be rebuilt. */
@@ -724,22 +726,25 @@ export class WriterRegistry {
   sweep (): void {
     if (this.closed || this.rebuilding || this.sweeping !== null) return
     const quietSince = Date.now() - this.opts.idleMs
-    const idle = [...this.feeds.values()].filter(feed => !feed.pinned && !feed.stopped && feed.lastActive <= quietSince && this.settled(feed))
+    const connected = this.opts.connected?.() ?? false
+    const idle = [...this.feeds.values()].filter(feed => !feed.pinned && !feed.stopped && feed.lastActive <= quietSince && this.settled(feed, connected))
     if (idle.length === 0) return
     this.sweeping = this.closeFeeds(idle).catch((err: Error) => {
       this.logger.warn({ err: err.message }, 'closing idle logs failed')
     }).finally(() => { this.sweeping = null })
   }
 
-  /** Caught up, and no peer announced more than this node holds (or one did and nothing came for a quiet spell). */
-  private settled (feed: WriterFeed): boolean {
+  /** Caught up, and no peer announced more than this node holds (or one did and no peer is connected any more). */
+  private settled (feed: WriterFeed, connected: boolean): boolean {
     if (!feed.caughtUp) return false
     const k = this.known.get(feed.key)
     if (k?.legacy === true) return false
     if (k === undefined || k.announced <= feed.core.contiguousLength) return true
-    // A peer said the log is longer: stay open while any connected peer replicates it (a busy holder may take
-    // a while to serve thousands of logs); with none left, close, and the next announcement reopens it.
-    return feed.core.peers.length === 0 && Date.now() - feed.lastActive >= 2 * this.opts.idleMs
+    // A peer said the log is longer, and it serves what it announces: stay open while any peer is connected,
+    // even before this log's replication with it is up (a busy holder may take seconds to get to thousands of
+    // logs). Closed now, the log would wait for an announcement of that length, which comes only when a peer
+    // connects again (every peer announces every log on connecting) or the log grows.
+    return !connected && Date.now() - feed.lastActive >= 2 * this.opts.idleMs
   }
 
   private async closeFeeds (feeds: WriterFeed[]): Promise<void> {
