@@ -47,7 +47,8 @@ export class ProjectionBatch {
   private readonly projector: Projector
   private queue: Array<{ group: WriterBlocks, resolve: (outcome: ApplyOutcome) => void }> = []
   private queuedBlocks = 0
-  private reading = 0
+  /** Feeds reading blocks now; a stopped feed is dropped from it, so a read that never ends cannot hold the others. */
+  private readonly reading = new Set<WriterFeed>()
   private timer: NodeJS.Timeout | null = null
 
   constructor (projector: Projector) {
@@ -55,23 +56,23 @@ export class ProjectionBatch {
   }
 
   /** A feed starts reading blocks it will project. */
-  beginRead (): void {
-    this.reading++
+  beginRead (feed: WriterFeed): void {
+    this.reading.add(feed)
   }
 
-  /** The read ended with nothing to project. */
-  endRead (): void {
-    this.reading--
-    if (this.reading === 0 && this.queue.length > 0) this.flush()
+  /** The feed's read ended with nothing to project, or the feed stopped. */
+  endRead (feed: WriterFeed): void {
+    this.reading.delete(feed)
+    if (this.reading.size === 0 && this.queue.length > 0) this.flush()
   }
 
   /** The read ended with these blocks: projected now if nothing else is coming, otherwise with what is. */
-  apply (group: WriterBlocks): ApplyOutcome | Promise<ApplyOutcome> {
-    this.reading--
-    if (this.reading === 0 && this.queue.length === 0) return this.projector.applyMany([group])[0]
+  apply (feed: WriterFeed, group: WriterBlocks): ApplyOutcome | Promise<ApplyOutcome> {
+    this.reading.delete(feed)
+    if (this.reading.size === 0 && this.queue.length === 0) return this.projector.applyMany([group])[0]
     const outcome = new Promise<ApplyOutcome>(resolve => this.queue.push({ group, resolve }))
     this.queuedBlocks += group.blocks.length
-    if (this.reading === 0 || this.queuedBlocks >= COALESCE_BLOCKS) this.flush()
+    if (this.reading.size === 0 || this.queuedBlocks >= COALESCE_BLOCKS) this.flush()
     else this.timer ??= setTimeout(() => this.flush(), COALESCE_MS)
     return outcome
   }
@@ -214,6 +215,7 @@ export class WriterFeed implements BlockSink {
   /** Ends reading; saves still waiting resolve with their events as written (they are durable). */
   stop (): Promise<void> {
     this.stopped = true
+    this.batch.endRead(this)
     this.clearRetry()
     for (const [seq, list] of this.waiters) {
       const events = this.unprojected(seq)
@@ -250,19 +252,19 @@ export class WriterFeed implements BlockSink {
       while (!this.stopped && (replaying || !this.paused) && indexed < Math.min(this.readable, limit)) {
         const end = Math.min(this.readable, limit, indexed + BLOCKS_PER_TRANSACTION)
         let inputs: BlockInput[]
-        this.batch.beginRead()
+        this.batch.beginRead(this)
         try {
           inputs = await this.read(indexed, end)
         } catch (err) {
-          this.batch.endRead()
+          this.batch.endRead(this)
           if (!this.stopped) this.failed('reading the log failed', err)
           return
         }
         if (this.stopped || inputs.length === 0) {
-          this.batch.endRead()
+          this.batch.endRead(this)
           return
         }
-        const applied = this.batch.apply({ writer: this.key, fork: this.core.fork, blocks: inputs })
+        const applied = this.batch.apply(this, { writer: this.key, fork: this.core.fork, blocks: inputs })
         const outcome = applied instanceof Promise ? await applied : applied
         if (!outcome.ok) {
           this.failed('projecting the log failed', outcome.error)
