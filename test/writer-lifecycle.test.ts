@@ -113,3 +113,30 @@ test('writer lifecycle: a log a peer announced is not closed for idleness before
   await until(() => fresh.status().logs.open === 1, 20_000, 'the fresh peer to close the logs it caught up on')
   t.pass('and closed them once fetched and projected')
 })
+
+test('writer lifecycle: every write reaches both readers of a 3-node mesh while their copies of the log close for idleness and reopen around each write (writes 0.3-3.3x writerIdleMs apart, some in bursts)', { timeout: 180_000 }, async (t) => {
+  const idleMs = 50
+  const nodes: Crosscast[] = []
+  for (const id of ['writer', 'reader-1', 'reader-2']) {
+    const cc = await Crosscast.open({ storage: await t.tmp(), room: 'lifecycle', agent: 'claude', sessionId: id, swarm: false, lan: false, writerIdleMs: idleMs })
+    t.teardown(() => cc.close())
+    nodes.push(cc)
+  }
+  const [writerNode, ...readers] = nodes
+  await link(t, writerNode, readers[0])
+  await link(t, writerNode, readers[1])
+  await link(t, readers[0], readers[1])
+  const feature = await writerNode.features.create('idle writes').save()
+  for (let i = 0; i < 60; i++) {
+    await new Promise(resolve => setTimeout(resolve, Math.floor(idleMs * (0.3 + (i % 37) / 12))))
+    if (i % 20 === 19) await Promise.all(Array.from({ length: 200 }, (_, k) => feature.comment(`burst ${i}.${k}`)))
+    else await feature.comment(`write ${i}`)
+    const expected = countEvents(writerNode)
+    for (const reader of readers) await until(() => countEvents(reader) === expected, 30_000, `write ${i} to reach ${reader.status().sessionId}`)
+  }
+  t.pass('every write reached both readers')
+  for (const reader of readers) {
+    t.is(contentHash(reader.db), contentHash(writerNode.db), `${reader.status().sessionId} holds identical content`)
+    t.ok(reader.status().logs.opened > 10, `${reader.status().sessionId} closed and reopened the writer's log ${reader.status().logs.opened - 1} times`)
+  }
+})
