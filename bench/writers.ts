@@ -68,6 +68,8 @@ async function sample (storage: string, events: number, mode: Mode, run: number)
     const converged = await joiner.request<{ ms: number, cpuMs: number }>('converge', { port, events, timeoutMs: 600_000 }, 660_000)
     const holderCpuMs = await holder.request<number>('cpu')
     const after = await holder.request<number>('rss')
+    // Closed cleanly, not killed after the peer harness's grace period: the next sample starts from what close() recorded.
+    await holder.request('close', {}, 600_000)
     return { reopenMs: opened.ms, freshMs: converged.ms, freshCpuMs: converged.cpuMs, holderCpuMs, rssMb: (rested - before) / 2 ** 20, servingMb: (after - before) / 2 ** 20 }
   } finally {
     await Promise.all(peers.map(p => p.kill()))

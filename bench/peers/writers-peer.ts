@@ -77,7 +77,14 @@ servePeer({
     const used = process.cpuUsage(cpu)
     return { ms: Number(process.hrtime.bigint() - started) / 1e6, cpuMs: (used.user + used.system) / 1000, open: node().status().logs.open }
   },
-  logs: () => node().status().logs
+  logs: () => node().status().logs,
+  /** Closes the node, however long that takes: killed mid-close, it would leave every log recorded as open for the next sample. */
+  async close () {
+    links.close()
+    await cc?.close()
+    cc = null
+    return true
+  }
 }, async () => {
   links.close()
   await cc?.close()
