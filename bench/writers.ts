@@ -5,6 +5,9 @@
 //
 //   writers_N.reopen_ms        Crosscast.open of the holder's storage
 //   writers_N.fresh_peer_ms    a fresh node connects to the holder until it holds every event
+//   writers_N.fresh_peer_cpu_ms   CPU time (user + system) the fresh node spent until then, and
+//   writers_N.holder_cpu_ms       the holder's CPU time serving it: on a shared 2-core machine
+//                                 the wall time follows the load, these much less
 //   writers_N.rss_added_mb     the holder's RSS after reopening, at rest, over the same
 //                              process before open (gc'd, --expose-gc)
 //   writers_N.rss_serving_mb   the same right after the fresh peer holds everything (every
@@ -29,7 +32,7 @@ const PEER = new URL('./peers/writers-peer.ts', import.meta.url)
 const IDLE_MS = 2_000
 
 type Mode = 'lifecycle' | 'all_open'
-interface Sample { reopenMs: number, freshMs: number, rssMb: number, servingMb: number }
+interface Sample { reopenMs: number, freshMs: number, freshCpuMs: number, holderCpuMs: number, rssMb: number, servingMb: number }
 
 function counts (ctx: BenchContext): number[] {
   if (process.env.BENCH_WRITERS !== undefined) return process.env.BENCH_WRITERS.split(',').map(Number).filter(n => Number.isInteger(n) && n > 0)
@@ -62,9 +65,12 @@ async function sample (storage: string, events: number, mode: Mode, run: number)
     const joiner = await spawnPeer(PEER, `fresh-${mode}-${run}`)
     peers.push(joiner)
     await joiner.request('open', { storage: fresh, idleMs })
-    const converged = await joiner.request<{ ms: number }>('converge', { port, events, timeoutMs: 600_000 }, 660_000)
+    const converged = await joiner.request<{ ms: number, cpuMs: number }>('converge', { port, events, timeoutMs: 600_000 }, 660_000)
+    const holderCpuMs = await holder.request<number>('cpu')
     const after = await holder.request<number>('rss')
-    return { reopenMs: opened.ms, freshMs: converged.ms, rssMb: (rested - before) / 2 ** 20, servingMb: (after - before) / 2 ** 20 }
+    // Closed cleanly, not killed after the peer harness's grace period: the next sample starts from what close() recorded.
+    await holder.request('close', {}, 600_000)
+    return { reopenMs: opened.ms, freshMs: converged.ms, freshCpuMs: converged.cpuMs, holderCpuMs, rssMb: (rested - before) / 2 ** 20, servingMb: (after - before) / 2 ** 20 }
   } finally {
     await Promise.all(peers.map(p => p.kill()))
     rmSync(fresh, { recursive: true, force: true })
@@ -87,7 +93,7 @@ export async function run (ctx: BenchContext): Promise<FigureSet> {
         for (const mode of ['all_open', 'lifecycle'] as const) {
           const s = await sample(storage, events, mode, i)
           samples[mode].push(s)
-          ctx.log(`writers: ${writers} ${mode} run ${i + 1}: reopen ${s.reopenMs.toFixed(0)} ms, fresh peer ${s.freshMs.toFixed(0)} ms, RSS +${s.rssMb.toFixed(1)} MB at rest, +${s.servingMb.toFixed(1)} MB serving`)
+          ctx.log(`writers: ${writers} ${mode} run ${i + 1}: reopen ${s.reopenMs.toFixed(0)} ms, fresh peer ${s.freshMs.toFixed(0)} ms (CPU: fresh peer ${s.freshCpuMs.toFixed(0)} ms, holder ${s.holderCpuMs.toFixed(0)} ms), RSS +${s.rssMb.toFixed(1)} MB at rest, +${s.servingMb.toFixed(1)} MB serving`)
         }
       }
       for (const mode of ['lifecycle', 'all_open'] as const) {
@@ -95,6 +101,8 @@ export async function run (ctx: BenchContext): Promise<FigureSet> {
         const what = mode === 'lifecycle' ? `${writers} writers x 3 events, ended logs` : `${writers} writers, every log opened and never closed (before the lifecycle)`
         figures[`writers_${writers}.reopen_ms${suffix}`] = summarize(samples[mode].map(s => s.reopenMs), 'ms', true, `reopen a node: ${what}${mode === 'lifecycle' && writers === 1000 ? '; target <= 500 ms' : ''}`)
         figures[`writers_${writers}.fresh_peer_ms${suffix}`] = summarize(samples[mode].map(s => s.freshMs), 'ms', true, `a fresh peer holds everything: ${what}${mode === 'lifecycle' && writers === 1000 ? '; target <= 1,500 ms' : ''}`)
+        figures[`writers_${writers}.fresh_peer_cpu_ms${suffix}`] = summarize(samples[mode].map(s => s.freshCpuMs), 'ms', true, `CPU time of the fresh peer until it holds everything: ${what}`)
+        figures[`writers_${writers}.holder_cpu_ms${suffix}`] = summarize(samples[mode].map(s => s.holderCpuMs), 'ms', true, `CPU time of the holder serving the fresh peer until then: ${what}`)
         figures[`writers_${writers}.rss_added_mb${suffix}`] = summarize(samples[mode].map(s => s.rssMb), 'MB', true, `holder RSS added by reopening, at rest: ${what}${mode === 'lifecycle' && writers === 1000 ? '; target <= 30 MB' : ''}`)
         figures[`writers_${writers}.rss_serving_mb${suffix}`] = summarize(samples[mode].map(s => s.servingMb), 'MB', true, `holder RSS added right after serving every log to a fresh peer: ${what}`)
       }

@@ -23,7 +23,7 @@ import { encodeBlock } from '../lib/events/codec.ts'
 import { eventIdOf } from '../lib/events/ids.ts'
 import { validatePayload } from '../lib/events/validate.ts'
 import { configure, migrate, REPLICATED_TABLES } from '../lib/projection/schema.ts'
-import { Projector, type BlockInput } from '../lib/projection/projector.ts'
+import { Projector, type BlockInput, type WriterBlocks } from '../lib/projection/projector.ts'
 import { MAX_CLOCK_SKEW_MS } from '../lib/events/hlc.ts'
 import { contentHash } from '../lib/projection/content-hash.ts'
 import { silentLogger } from '../lib/logger.ts'
@@ -47,7 +47,8 @@ const FUTURE_LIMIT_MS = MAX_CLOCK_SKEW_MS - 10_000
 interface EventSpec { type: EventType, resource: string, payload: Record<string, unknown>, clock: number, parentPick: number, agent: number | null }
 interface BlockSpec { writer: number, events: EventSpec[] }
 interface Outcome { hash: string, events: number, rows: string[] }
-interface Step { pick: number, batch: number, redeliver: number, restart: boolean }
+/** `together`: the next blocks of that many remote writers go in one transaction (applyMany), with one writer's blocks out of order among them when `redeliver` is 2. */
+interface Step { pick: number, batch: number, redeliver: number, restart: boolean, together?: number }
 
 const text = fc.constantFrom('x', 'y', 'z')
 const status = fc.constantFrom(...STATUSES)
@@ -105,7 +106,7 @@ const eventSet: fc.Arbitrary<BlockSpec[]> = fc.array(
 )
 
 const schedule: fc.Arbitrary<Step[]> = fc.array(
-  fc.record({ pick: fc.nat(), batch: fc.integer({ min: 1, max: 3 }), redeliver: fc.nat(2), restart: fc.boolean() }),
+  fc.record({ pick: fc.nat(), batch: fc.integer({ min: 1, max: 3 }), redeliver: fc.nat(2), restart: fc.boolean(), together: fc.integer({ min: 1, max: 3 }) }),
   { maxLength: 40 }
 )
 
@@ -168,6 +169,14 @@ class Replica {
     this.projector.applyBlocks(key, 0, inputs)
   }
 
+  /** Several writers in one transaction; `failing` is the index of a group expected to fail (its blocks out of order), whose failure must fail only it. */
+  applyMany (groups: WriterBlocks[], failing: number | null): void {
+    const outcomes = this.projector.applyMany(groups)
+    outcomes.forEach((outcome, i) => {
+      if (outcome.ok === (i === failing)) throw new Error(`writer ${groups[i].writer.slice(0, 8)} in a shared transaction ${outcome.ok ? 'was applied with blocks out of order' : `failed: ${outcome.error.message}`}`)
+    })
+  }
+
   /** The process restarts: a new projector on the same file, nothing cached. */
   restart (): void {
     this.db.close()
@@ -210,6 +219,24 @@ function deliver (path: string, logs: Log[], steps: Step[], local: number | null
       if (s.restart) replica.restart()
       const w = open[s.pick % open.length]
       const log = logs[w]
+      const remote = open.filter(i => i !== local)
+      if ((s.together ?? 1) > 1 && remote.length > 1) {
+        const chosen = Array.from({ length: Math.min(s.together ?? 1, remote.length) }, (_, i) => remote[(s.pick + i) % remote.length])
+        const groups: WriterBlocks[] = chosen.map(i => {
+          const next = replica.indexed(logs[i].key)
+          const from = Math.max(0, next - s.redeliver)
+          const to = Math.min(logs[i].blocks.length, next + s.batch)
+          return { writer: logs[i].key, fork: 0, blocks: logs[i].blocks.slice(from, to).map((b, j) => ({ seq: from + j, block: b.block })) }
+        })
+        const outOfOrder = s.redeliver === 2 ? remote.find(i => !chosen.includes(i) && replica.indexed(logs[i].key) + 1 < logs[i].blocks.length) : undefined
+        if (outOfOrder !== undefined) {
+          const seq = replica.indexed(logs[outOfOrder].key) + 1
+          groups.splice(1, 0, { writer: logs[outOfOrder].key, fork: 0, blocks: [{ seq, block: logs[outOfOrder].blocks[seq].block }] })
+        }
+        replica.applyMany(groups, outOfOrder === undefined ? null : 1)
+        stuck = 0
+        continue
+      }
       const next = replica.indexed(log.key)
       if (w === local) {
         // Its log is also drained on open: blocks already projected come again, raw.

@@ -93,3 +93,50 @@ test('writer lifecycle: a gateway X-Session-ID that wrote once and left is ended
   t.is(again.status().logs.opened, 1, 'a restart opens only the node\'s own log')
   t.is(countEvents(again), events, 'and every event is still there')
 })
+
+test('writer lifecycle: a log a peer announced is not closed for idleness before it is fetched, however short writerIdleMs (a closed one would wait for an announcement that never comes)', { timeout: 120_000 }, async (t) => {
+  const holder = await Crosscast.open({ storage: await t.tmp(), room: 'lifecycle', agent: 'claude', sessionId: 'holder', swarm: false, lan: false, writerIdleMs: 1 })
+  t.teardown(() => holder.close())
+  for (let i = 0; i < 100; i += 25) {
+    await Promise.all(Array.from({ length: 25 }, async (_, j) => {
+      const id = `w-${i + j}`
+      await (await holder.session({ sessionId: id })).features.create(`feature of ${id}`).save()
+      await holder.closeSession(id, { end: true })
+    }))
+  }
+  // 1 ms: the sweep finds most logs quiet and projected (nothing fetched yet) long before their replication is up.
+  const fresh = await Crosscast.open({ storage: await t.tmp(), room: 'lifecycle', agent: 'claude', sessionId: 'fresh', swarm: false, lan: false, writerIdleMs: 1 })
+  t.teardown(() => fresh.close())
+  await link(t, holder, fresh)
+  await until(() => countEvents(fresh) === countEvents(holder) && contentHash(fresh.db) === contentHash(holder.db), 60_000, 'the fresh peer to hold every log')
+  t.pass('the fresh peer holds every log, identical content')
+  await until(() => fresh.status().logs.open === 1, 20_000, 'the fresh peer to close the logs it caught up on')
+  t.pass('and closed them once fetched and projected')
+})
+
+test('writer lifecycle: every write reaches both readers of a 3-node mesh while their copies of the log close for idleness and reopen around each write (writes 0.3-3.3x writerIdleMs apart, some in bursts)', { timeout: 180_000 }, async (t) => {
+  const idleMs = 50
+  const nodes: Crosscast[] = []
+  for (const id of ['writer', 'reader-1', 'reader-2']) {
+    const cc = await Crosscast.open({ storage: await t.tmp(), room: 'lifecycle', agent: 'claude', sessionId: id, swarm: false, lan: false, writerIdleMs: idleMs })
+    t.teardown(() => cc.close())
+    nodes.push(cc)
+  }
+  const [writerNode, ...readers] = nodes
+  await link(t, writerNode, readers[0])
+  await link(t, writerNode, readers[1])
+  await link(t, readers[0], readers[1])
+  const feature = await writerNode.features.create('idle writes').save()
+  for (let i = 0; i < 60; i++) {
+    await new Promise(resolve => setTimeout(resolve, Math.floor(idleMs * (0.3 + (i % 37) / 12))))
+    if (i % 20 === 19) await Promise.all(Array.from({ length: 200 }, (_, k) => feature.comment(`burst ${i}.${k}`)))
+    else await feature.comment(`write ${i}`)
+    const expected = countEvents(writerNode)
+    for (const reader of readers) await until(() => countEvents(reader) === expected, 30_000, `write ${i} to reach ${reader.status().sessionId}`)
+  }
+  t.pass('every write reached both readers')
+  for (const reader of readers) {
+    t.is(contentHash(reader.db), contentHash(writerNode.db), `${reader.status().sessionId} holds identical content`)
+    t.ok(reader.status().logs.opened > 10, `${reader.status().sessionId} closed and reopened the writer's log ${reader.status().logs.opened - 1} times`)
+  }
+})

@@ -10,6 +10,7 @@ import { rssSelf, settleMemory } from '../lib/stats.ts'
 const EVENTS_PER_WRITER = 3
 const BUILD_PARALLEL = 32
 let cc: Crosscast | null = null
+let cpuFrom: NodeJS.CpuUsage | null = null
 const links = new PeerLinks(node)
 
 function node (): Crosscast {
@@ -51,20 +52,39 @@ servePeer({
     const ms = Number(process.hrtime.bigint() - started) / 1e6
     return { ms, open: cc.status().logs.open, events: count() }
   },
-  listen: () => links.listen(),
+  /** Starts counting this process's CPU time (user + system) from now. */
+  listen: () => {
+    cpuFrom = process.cpuUsage()
+    return links.listen()
+  },
+  /** CPU time since listen, in ms: what serving cost this side. */
+  cpu () {
+    if (cpuFrom === null) throw new Error('listen first')
+    const used = process.cpuUsage(cpuFrom)
+    return (used.user + used.system) / 1000
+  },
   /** Connects to a holder and resolves once every expected event is projected here. */
   async converge (args) {
     const expected = Number(args.events)
     const started = process.hrtime.bigint()
+    const cpu = process.cpuUsage()
     links.connect(Number(args.port))
     const deadline = Date.now() + Number(args.timeoutMs ?? 600_000)
     while (count() < expected) {
       if (Date.now() > deadline) throw new Error(`holds ${count()} of ${expected} events after ${args.timeoutMs} ms`)
       await new Promise(resolve => setTimeout(resolve, 5))
     }
-    return { ms: Number(process.hrtime.bigint() - started) / 1e6, open: node().status().logs.open }
+    const used = process.cpuUsage(cpu)
+    return { ms: Number(process.hrtime.bigint() - started) / 1e6, cpuMs: (used.user + used.system) / 1000, open: node().status().logs.open }
   },
-  logs: () => node().status().logs
+  logs: () => node().status().logs,
+  /** Closes the node, however long that takes: killed mid-close, it would leave every log recorded as open for the next sample. */
+  async close () {
+    links.close()
+    await cc?.close()
+    cc = null
+    return true
+  }
 }, async () => {
   links.close()
   await cc?.close()

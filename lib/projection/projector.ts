@@ -42,6 +42,14 @@ export interface ApplyResult {
   ended: boolean | null
 }
 
+/** One writer's consecutive blocks, as applyMany takes them. */
+export interface WriterBlocks { writer: string, fork: number, blocks: BlockInput[] }
+
+/** Per writer of an applyMany call: what applyBlocks would have returned, or why its blocks were not applied. */
+export type ApplyOutcome = { ok: true, result: ApplyResult } | { ok: false, error: Error }
+
+export interface WriterMeta { sessionId?: string | null, agentId?: string | null, local?: boolean }
+
 export interface WriterCheckpoint { key: string, sessionId: string | null, agentId: string | null, local: boolean, indexed: number, fork: number, skipped: number, lastError: string | null }
 
 export interface ProjectorOptions {
@@ -68,6 +76,14 @@ export class Projector {
   private readonly selectAt: Statement
   private nextCursor: number
   private readonly writerKeys = new Map<string, Buffer>()
+  /**
+   * Every checkpoint read or written in this run: the projector is the only
+   * writer of them (a rebuild clears them through reset()), and they are asked
+   * for on every block, download and sweep. A few numbers per known writer.
+   */
+  private readonly checkpoints = new Map<string, { indexed: number, fork: number }>()
+  /** Writers whose row is known to hold these labels, so opening their log again writes nothing. */
+  private readonly registered = new Map<string, string>()
   /** The database's identity; cursors from another epoch mean nothing here. */
   epoch: string
   /** Rows in broadcast_events, kept current so status() never scans the table. */
@@ -108,12 +124,26 @@ export class Projector {
    */
   reset (epoch: string): void {
     this.rules.reset()
+    this.checkpoints.clear()
     this.eventCount = 0
     this.epoch = epoch
   }
 
-  registerWriter (key: string, meta: { sessionId?: string | null, agentId?: string | null, local?: boolean }): void {
-    this.upsertWriter.run(key, meta.sessionId ?? null, meta.agentId ?? null, meta.local === true ? 1 : 0)
+  registerWriter (key: string, meta: WriterMeta): void {
+    this.registerWriters([{ key, ...meta }])
+  }
+
+  /** Records writers with their labels, in one transaction; those already recorded so in this run are skipped. */
+  registerWriters (writers: ReadonlyArray<WriterMeta & { key: string }>): void {
+    const todo: Array<{ key: string, labels: string, params: [string, string | null, string | null, number] }> = []
+    for (const w of writers) {
+      const params: [string, string | null, string | null, number] = [w.key, w.sessionId ?? null, w.agentId ?? null, w.local === true ? 1 : 0]
+      const labels = JSON.stringify(params)
+      if (this.registered.get(w.key) !== labels) todo.push({ key: w.key, labels, params })
+    }
+    if (todo.length === 0) return
+    this.db.transaction(() => { for (const w of todo) this.upsertWriter.run(...w.params) })()
+    for (const w of todo) this.registered.set(w.key, w.labels)
   }
 
   indexedLength (key: string): number {
@@ -122,7 +152,13 @@ export class Projector {
 
   /** How far one log is projected, and on which fork. */
   checkpointOf (key: string): { indexed: number, fork: number } {
-    return (this.readCheckpoint.get(key) as { indexed: number, fork: number } | undefined) ?? { indexed: 0, fork: 0 }
+    let cp = this.checkpoints.get(key)
+    if (cp === undefined) {
+      const row = this.readCheckpoint.get(key) as { indexed: number, fork: number } | undefined
+      cp = { indexed: row?.indexed ?? 0, fork: row?.fork ?? 0 }
+      this.checkpoints.set(key, cp)
+    }
+    return cp
   }
 
   writers (): WriterCheckpoint[] {
@@ -193,6 +229,58 @@ export class Projector {
    * would lose it for good and leave this node's view different from its peers'.
    */
   applyBlocks (writer: string, fork: number, blocks: BlockInput[]): ApplyResult {
+    const [outcome] = this.applyMany([{ writer, fork, blocks }])
+    if (!outcome.ok) throw outcome.error
+    return outcome.result
+  }
+
+  /**
+   * applyBlocks for several writers in one transaction: a node catching up on
+   * many logs commits once for all of them instead of once per log. Should it
+   * fail, each writer is applied again in a transaction of its own, so one
+   * writer's failure fails only that writer.
+   */
+  applyMany (groups: readonly WriterBlocks[]): ApplyOutcome[] {
+    try {
+      return this.commit(groups).map(result => ({ ok: true, result }))
+    } catch (err) {
+      if (groups.length === 1) return [{ ok: false, error: err as Error }]
+      return groups.map((group): ApplyOutcome => {
+        try {
+          return { ok: true, result: this.commit([group])[0] }
+        } catch (error) {
+          return { ok: false, error: error as Error }
+        }
+      })
+    }
+  }
+
+  /** One transaction: events, state and each writer's checkpoint (with its log's fork) commit together; subscribers hear of them after. */
+  private commit (groups: readonly WriterBlocks[]): ApplyResult[] {
+    const startCursor = this.nextCursor
+    const results: ApplyResult[] = []
+    try {
+      this.db.transaction(() => {
+        for (const group of groups) results.push(this.applyWriter(group))
+        this.rules.flush()
+      })()
+    } catch (err) {
+      this.rules.discard()
+      this.nextCursor = startCursor
+      for (const group of groups) this.checkpoints.delete(group.writer)
+      throw err
+    }
+    const added = results.length === 1 ? results[0].added : results.flatMap(r => r.added)
+    this.eventCount += added.length
+    if (added.length > 0) {
+      for (const event of added) this.opts.onObserve(event)
+      if (this.publishing) this.opts.onCommit(added)
+    }
+    return results
+  }
+
+  /** Inside the caller's transaction: one writer's blocks from its checkpoint on. */
+  private applyWriter ({ writer, fork, blocks }: WriterBlocks): ApplyResult {
     let writerKey = this.writerKeys.get(writer)
     if (writerKey === undefined) {
       writerKey = Buffer.from(writer, 'hex')
@@ -200,76 +288,61 @@ export class Projector {
     }
     const added: BroadcastEvent[] = []
     const parents: Array<Buffer | null> = []
-    const startCursor = this.nextCursor
     let held: Hold | null = null
     let ended: boolean | null = null
-    let indexed = 0
-    try {
-      this.db.transaction(() => {
-        indexed = this.indexedLength(writer)
-        let sessionId: string | null = null
-        for (const input of blocks) {
-          if (input.seq < indexed) continue
-          if (input.seq > indexed) throw new Error(`block ${input.seq} of writer ${writer.slice(0, 8)} arrived before block ${indexed}`)
-          let decoded = input.decoded
-          if (decoded === undefined) {
-            try {
-              decoded = decodeBlock(input.block, this.opts.maxPayloadBytes)
-            } catch (err) {
-              const reason = `block ${input.seq}: ${(err as Error).message}`
-              if (isNotUnderstood(err)) {
-                held = { seq: input.seq, reason, until: 'upgrade' }
-                break
-              }
-              this.skip.run(reason, writer)
-              this.opts.logger.warn({ writer, seq: input.seq, err: (err as Error).message }, 'skipped an invalid block from a writer')
-              indexed = input.seq + 1
-              ended = false
-              continue
-            }
-          }
-          // A clock far ahead would win every last-writer-wins comparison for good:
-          // hold the block (and the rest of that log) until the wall clock catches up.
-          const now = Date.now()
-          if (decoded.events.some(e => isTooFarAhead(e.hlc, now))) {
-            held = { seq: input.seq, reason: `block ${input.seq}: clock more than ${MAX_CLOCK_SKEW_MS / 60_000} minutes ahead; held until it is not`, until: 'clock' }
+    let indexed = this.indexedLength(writer)
+    let sessionId: string | null = null
+    for (const input of blocks) {
+      if (input.seq < indexed) continue
+      if (input.seq > indexed) throw new Error(`block ${input.seq} of writer ${writer.slice(0, 8)} arrived before block ${indexed}`)
+      let decoded = input.decoded
+      if (decoded === undefined) {
+        try {
+          decoded = decodeBlock(input.block, this.opts.maxPayloadBytes)
+        } catch (err) {
+          const reason = `block ${input.seq}: ${(err as Error).message}`
+          if (isNotUnderstood(err)) {
+            held = { seq: input.seq, reason, until: 'upgrade' }
             break
           }
-          sessionId = decoded.sessionId
-          const events = decoded.events
-          const blockStart = added.length
-          // Parameters of each insert statement, INSERT_CHUNK rows each, built in place.
-          const chunks: unknown[][] = []
-          for (let idx = 0; idx < events.length; idx++) {
-            const wire = events[idx]
-            const event = wireToEvent(writer, input.seq, idx, decoded.sessionId, wire, this.nextCursor + idx)
-            const parentKey = wire.parent === null ? null : Buffer.from(wire.parent, 'hex')
-            if (idx % INSERT_CHUNK === 0) chunks.push([])
-            chunks[chunks.length - 1].push(event.cursor, writerKey, input.seq, idx, TYPE_CODES[event.event_type], event.resource_id, event.agent_id, event.session_id, JSON.stringify(event.payload), event.hlc, parentKey)
-            added.push(event)
-            parents.push(parentKey)
-          }
-          const inserted = this.insertRows(chunks)
-          if (inserted < events.length) this.dropIgnored(added, parents, blockStart)
-          this.nextCursor += events.length
-          for (let i = blockStart; i < added.length; i++) this.rules.apply(added[i], writerKey, parents[i])
+          this.skip.run(reason, writer)
+          this.opts.logger.warn({ writer, seq: input.seq, err: (err as Error).message }, 'skipped an invalid block from a writer')
           indexed = input.seq + 1
-          ended = decoded.ended === true
+          ended = false
+          continue
         }
-        this.rules.flush()
-        this.checkpoint.run(indexed, fork, sessionId, writer)
-        if (held !== null) this.setLastError.run((held as Hold).reason, writer)
-      })()
-    } catch (err) {
-      this.rules.discard()
-      this.nextCursor = startCursor
-      throw err
+      }
+      // A clock far ahead would win every last-writer-wins comparison for good:
+      // hold the block (and the rest of that log) until the wall clock catches up.
+      const now = Date.now()
+      if (decoded.events.some(e => isTooFarAhead(e.hlc, now))) {
+        held = { seq: input.seq, reason: `block ${input.seq}: clock more than ${MAX_CLOCK_SKEW_MS / 60_000} minutes ahead; held until it is not`, until: 'clock' }
+        break
+      }
+      sessionId = decoded.sessionId
+      const events = decoded.events
+      const blockStart = added.length
+      // Parameters of each insert statement, INSERT_CHUNK rows each, built in place.
+      const chunks: unknown[][] = []
+      for (let idx = 0; idx < events.length; idx++) {
+        const wire = events[idx]
+        const event = wireToEvent(writer, input.seq, idx, decoded.sessionId, wire, this.nextCursor + idx)
+        const parentKey = wire.parent === null ? null : Buffer.from(wire.parent, 'hex')
+        if (idx % INSERT_CHUNK === 0) chunks.push([])
+        chunks[chunks.length - 1].push(event.cursor, writerKey, input.seq, idx, TYPE_CODES[event.event_type], event.resource_id, event.agent_id, event.session_id, JSON.stringify(event.payload), event.hlc, parentKey)
+        added.push(event)
+        parents.push(parentKey)
+      }
+      const inserted = this.insertRows(chunks)
+      if (inserted < events.length) this.dropIgnored(added, parents, blockStart)
+      this.nextCursor += events.length
+      for (let i = blockStart; i < added.length; i++) this.rules.apply(added[i], writerKey, parents[i])
+      indexed = input.seq + 1
+      ended = decoded.ended === true
     }
-    this.eventCount += added.length
-    if (added.length > 0) {
-      for (const event of added) this.opts.onObserve(event)
-      if (this.publishing) this.opts.onCommit(added)
-    }
+    this.checkpoint.run(indexed, fork, sessionId, writer)
+    this.checkpoints.set(writer, { indexed, fork })
+    if (held !== null) this.setLastError.run((held as Hold).reason, writer)
     return { added, indexed, held, ended }
   }
 }

@@ -222,6 +222,7 @@ export class Crosscast extends EventEmitter implements Writer {
       logger: this.logger,
       allowList: options.writers,
       idleMs: options.writerIdleMs,
+      connected: () => this.network?.peers().some(p => p.authenticated) ?? false,
       onLength: (key) => this.network?.announceLength(key),
       onDivergence: (reason) => {
         if (this.closing !== null) return

@@ -87,10 +87,13 @@ export interface ResolvedOptions {
 
 const KNOWN = ['storage', 'room', 'secret', 'agent', 'sessionId', 'swarm', 'reportWrongSecret', 'bootstrap', 'lan', 'relay', 'relayThrough', 'maxPeers', 'writers', 'maxPayloadBytes', 'maxBlockEvents', 'maxBlockBytes', 'writerIdleMs', 'logger']
 
-// Off by default for now: closing a quiet peer log and reopening it on the next
-// announcement is new, and one full-size replication bench run under load saw an
-// idle event not arrive within 10 s with it on. Opt in with writerIdleMs > 0.
-export const DEFAULT_WRITER_IDLE_MS = 0
+// On: a node that caught up on thousands of logs keeps none of them open once
+// they are quiet. The full-size replication run that once saw an idle event not
+// arrive with it on (then off by default) matches a race since fixed: a reopened
+// log whose replication took longer than 2 x writerIdleMs to come up under load
+// was closed again and waited for an announcement that never came
+// (test/writer-lifecycle.test.ts reproduces it at 1 ms).
+export const DEFAULT_WRITER_IDLE_MS = 10_000
 
 function bad (field: string, message: string): never {
   throw new CrosscastError('INVALID_OPTION', `${field} ${message}`, { field })

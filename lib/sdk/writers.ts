@@ -9,7 +9,7 @@ import type Hypercore from 'hypercore'
 import { decodeBlock, HARD_MAX_PAYLOAD_BYTES } from '../events/codec.ts'
 import type { BroadcastEvent, WireEvent } from '../events/types.ts'
 import type { BlockSink } from '../log/session-log.ts'
-import { wireToEvent, type Projector, type BlockInput, type Hold } from '../projection/projector.ts'
+import { wireToEvent, type Projector, type BlockInput, type Hold, type ApplyOutcome, type WriterBlocks } from '../projection/projector.ts'
 import { clearProjection } from '../projection/schema.ts'
 import type { Logger } from '../logger.ts'
 import { LruMap } from './bounded.ts'
@@ -30,6 +30,64 @@ const RETRY_MAX_MS = 30_000
 const REJECTED_MEMORY = 1024
 /** Cores opened at once while learning a gossiped batch of writers. */
 const OPEN_PARALLEL = 32
+/** How long blocks read while other logs' reads are under way wait to share their transaction, at most. */
+const COALESCE_MS = 5
+/** Blocks that share one transaction, at most, before it commits without waiting for more. */
+const COALESCE_BLOCKS = 1024
+
+/**
+ * Projects the blocks of many logs in one transaction: a node catching up on
+ * thousands of short logs would otherwise commit once per log. Blocks read
+ * while no other log is being read are projected at once, as before (a single
+ * writer's latency does not change); blocks read while others are under way
+ * wait for those reads to end (or COALESCE_MS, or COALESCE_BLOCKS) and are
+ * committed with theirs.
+ */
+export class ProjectionBatch {
+  private readonly projector: Projector
+  private queue: Array<{ group: WriterBlocks, resolve: (outcome: ApplyOutcome) => void }> = []
+  private queuedBlocks = 0
+  /** Feeds reading blocks now; a stopped feed is dropped from it, so a read that never ends cannot hold the others. */
+  private readonly reading = new Set<WriterFeed>()
+  private timer: NodeJS.Timeout | null = null
+
+  constructor (projector: Projector) {
+    this.projector = projector
+  }
+
+  /** A feed starts reading blocks it will project. */
+  beginRead (feed: WriterFeed): void {
+    this.reading.add(feed)
+  }
+
+  /** The feed's read ended with nothing to project, or the feed stopped. */
+  endRead (feed: WriterFeed): void {
+    this.reading.delete(feed)
+    if (this.reading.size === 0 && this.queue.length > 0) this.flush()
+  }
+
+  /** The read ended with these blocks: projected now if nothing else is coming, otherwise with what is. */
+  apply (feed: WriterFeed, group: WriterBlocks): ApplyOutcome | Promise<ApplyOutcome> {
+    this.reading.delete(feed)
+    if (this.reading.size === 0 && this.queue.length === 0) return this.projector.applyMany([group])[0]
+    const outcome = new Promise<ApplyOutcome>(resolve => this.queue.push({ group, resolve }))
+    this.queuedBlocks += group.blocks.length
+    if (this.reading.size === 0 || this.queuedBlocks >= COALESCE_BLOCKS) this.flush()
+    else this.timer ??= setTimeout(() => this.flush(), COALESCE_MS)
+    return outcome
+  }
+
+  private flush (): void {
+    if (this.timer !== null) clearTimeout(this.timer)
+    this.timer = null
+    const batch = this.queue
+    this.queue = []
+    this.queuedBlocks = 0
+    if (batch.length === 0) return
+    const outcomes = this.projector.applyMany(batch.map(b => b.group))
+    for (let i = 0; i < batch.length; i++) batch[i].resolve(outcomes[i])
+  }
+}
 
 interface Hint { sessionId: string, events: WireEvent[], ended?: boolean }
 interface Waiter { resolve: (events: BroadcastEvent[]) => void }
@@ -39,6 +97,7 @@ export class WriterFeed implements BlockSink {
   readonly core: Hypercore
   readonly info: KnownWriter
   private readonly projector: Projector
+  private readonly batch: ProjectionBatch
   private readonly logger: Logger
   private readonly onDistrust: (feed: WriterFeed, distrust: Distrust) => void
   private readonly hints = new Map<number, Hint>()
@@ -68,10 +127,11 @@ export class WriterFeed implements BlockSink {
   /** When blocks last arrived or were projected (Date.now()): a log is closed only after a quiet spell. */
   lastActive = Date.now()
 
-  constructor (core: Hypercore, info: KnownWriter, projector: Projector, logger: Logger, onDistrust: (feed: WriterFeed, distrust: Distrust) => void) {
+  constructor (core: Hypercore, info: KnownWriter, projector: Projector, batch: ProjectionBatch, logger: Logger, onDistrust: (feed: WriterFeed, distrust: Distrust) => void) {
     this.core = core
     this.info = info
     this.projector = projector
+    this.batch = batch
     this.logger = logger
     this.onDistrust = onDistrust
   }
@@ -155,6 +215,7 @@ export class WriterFeed implements BlockSink {
   /** Ends reading; saves still waiting resolve with their events as written (they are durable). */
   stop (): Promise<void> {
     this.stopped = true
+    this.batch.endRead(this)
     this.clearRetry()
     for (const [seq, list] of this.waiters) {
       const events = this.unprojected(seq)
@@ -191,20 +252,25 @@ export class WriterFeed implements BlockSink {
       while (!this.stopped && (replaying || !this.paused) && indexed < Math.min(this.readable, limit)) {
         const end = Math.min(this.readable, limit, indexed + BLOCKS_PER_TRANSACTION)
         let inputs: BlockInput[]
+        this.batch.beginRead(this)
         try {
           inputs = await this.read(indexed, end)
         } catch (err) {
+          this.batch.endRead(this)
           if (!this.stopped) this.failed('reading the log failed', err)
           return
         }
-        if (this.stopped || inputs.length === 0) return
-        let result
-        try {
-          result = this.projector.applyBlocks(this.key, this.core.fork, inputs)
-        } catch (err) {
-          this.failed('projecting the log failed', err)
+        if (this.stopped || inputs.length === 0) {
+          this.batch.endRead(this)
           return
         }
+        const applied = this.batch.apply(this, { writer: this.key, fork: this.core.fork, blocks: inputs })
+        const outcome = applied instanceof Promise ? await applied : applied
+        if (!outcome.ok) {
+          this.failed('projecting the log failed', outcome.error)
+          return
+        }
+        const result = outcome.result
         this.succeeded()
         this.lastActive = Date.now()
         if (result.ended !== null) this.ended = result.ended
@@ -343,6 +409,8 @@ export interface RegistryOptions {
   allowList: readonly string[] | undefined
   /** A log quiet and caught up this long is closed (0: never). */
   idleMs: number
+  /** Whether any peer is connected and admitted to the room (absent: none ever is). */
+  connected?: () => boolean
   /** The length this node holds of a log changed (appended, downloaded): peers may want to hear it. */
   onLength?: (key: string) => void
   /** A log opened after start is behind or on another fork than the database: it must be rebuilt. */
@@ -374,11 +442,14 @@ export class WriterRegistry {
   private readonly known = new Map<string, Known>()
   private readonly store: Corestore
   private readonly projector: Projector
+  private readonly batch: ProjectionBatch
   private readonly logger: Logger
   private readonly allowList: Set<string> | undefined
   private readonly opts: RegistryOptions
   private readonly rejected = new LruMap<string, true>(REJECTED_MEMORY)
   private readonly opening = new Map<string, Promise<WriterFeed | null>>()
+  private openSlots = OPEN_PARALLEL
+  private readonly openQueue: Array<() => void> = []
   private readonly openFailures = new Map<string, OpenFailure & { timer: NodeJS.Timeout | null }>()
   private sweeper: NodeJS.Timeout | null = null
   private sweeping: Promise<void> | null = null
@@ -395,6 +466,7 @@ export class WriterRegistry {
     this.store = opts.store
     this.writers = opts.writers
     this.projector = opts.projector
+    this.batch = new ProjectionBatch(opts.projector)
     this.logger = opts.logger
     this.allowList = opts.allowList === undefined ? undefined : new Set(opts.allowList)
     for (const w of this.writers.list()) this.known.set(w.key, { info: { key: w.key, sessionId: w.sessionId, agentId: w.agentId, local: w.local }, distrust: w.distrust, closed: w.closed, announced: 0 })
@@ -465,9 +537,10 @@ export class WriterRegistry {
 
   /**
    * Learns a gossiped batch: refuses what the allow-list excludes, persists the
-   * new ones in one write, and opens (in parallel) the logs this node is
-   * behind on: a peer announced more than it holds, or, from a peer on the
-   * older wire format that tells no lengths, any new one. Returns the new ones.
+   * new ones in one write, and starts opening (in the background, a bounded
+   * number at a time) the logs this node is behind on: a peer announced more
+   * than it holds, or, from a peer on the older wire format that tells no
+   * lengths, any new one. Returns the new ones.
    */
   async addRemote (infos: readonly WriterLength[]): Promise<KnownWriter[]> {
     if (this.closed) return []
@@ -505,15 +578,32 @@ export class WriterRegistry {
     const opening = new Set(behind)
     this.writers.add(fresh.map(k => k.info), fresh.filter(k => !opening.has(k)).map(k => k.info.key))
     for (const k of fresh) if (opening.has(k)) k.closed = null
-    await this.openAll(behind, true)
+    // Not awaited: the next gossip message from this peer (new lengths of other logs) must not wait for these opens.
+    this.openAll(behind, true).catch((err: Error) => this.logger.warn({ err: err.message }, 'opening announced logs failed'))
     return fresh.map(k => k.info)
   }
 
-  /** Opens these logs in parallel batches, recording them as open first in one write. */
+  /**
+   * Opens these logs, at most OPEN_PARALLEL at a time across every caller (the
+   * next starts as soon as one is open), recording them as open and registering
+   * their writers first, in one write each.
+   */
   private async openAll (ks: Known[], check: boolean): Promise<void> {
+    if (ks.length === 0) return
     this.markOpen(ks)
-    for (let i = 0; i < ks.length; i += OPEN_PARALLEL) {
-      await Promise.all(ks.slice(i, i + OPEN_PARALLEL).map(k => this.openKnownWriter(k, check)))
+    this.projector.registerWriters(ks.map(k => ({ key: k.info.key, sessionId: k.info.sessionId, agentId: k.info.agentId, local: k.info.local })))
+    await Promise.all(ks.map(k => this.inOpenSlot(() => this.openKnownWriter(k, check))))
+  }
+
+  private async inOpenSlot (open: () => Promise<WriterFeed | null>): Promise<WriterFeed | null> {
+    if (this.openSlots > 0) this.openSlots--
+    else await new Promise<void>(resolve => this.openQueue.push(resolve))
+    try {
+      return this.closed ? null : await open()
+    } finally {
+      const next = this.openQueue.shift()
+      if (next !== undefined) next()
+      else this.openSlots++
     }
   }
 
@@ -638,22 +728,25 @@ export class WriterRegistry {
   sweep (): void {
     if (this.closed || this.rebuilding || this.sweeping !== null) return
     const quietSince = Date.now() - this.opts.idleMs
-    const idle = [...this.feeds.values()].filter(feed => !feed.pinned && !feed.stopped && feed.lastActive <= quietSince && this.settled(feed))
+    const connected = this.opts.connected?.() ?? false
+    const idle = [...this.feeds.values()].filter(feed => !feed.pinned && !feed.stopped && feed.lastActive <= quietSince && this.settled(feed, connected))
     if (idle.length === 0) return
     this.sweeping = this.closeFeeds(idle).catch((err: Error) => {
       this.logger.warn({ err: err.message }, 'closing idle logs failed')
     }).finally(() => { this.sweeping = null })
   }
 
-  /** Caught up, and no peer announced more than this node holds (or one did and nothing came for a quiet spell). */
-  private settled (feed: WriterFeed): boolean {
+  /** Caught up, and no peer announced more than this node holds (or one did and no peer is connected any more). */
+  private settled (feed: WriterFeed, connected: boolean): boolean {
     if (!feed.caughtUp) return false
     const k = this.known.get(feed.key)
     if (k?.legacy === true) return false
     if (k === undefined || k.announced <= feed.core.contiguousLength) return true
-    // A peer said the log is longer: stay open while any connected peer replicates it (a busy holder may take
-    // a while to serve thousands of logs); with none left, close, and the next announcement reopens it.
-    return feed.core.peers.length === 0 && Date.now() - feed.lastActive >= 2 * this.opts.idleMs
+    // A peer said the log is longer, and it serves what it announces: stay open while any peer is connected,
+    // even before this log's replication with it is up (a busy holder may take seconds to get to thousands of
+    // logs). Closed now, the log would wait for an announcement of that length, which comes only when a peer
+    // connects again (every peer announces every log on connecting) or the log grows.
+    return !connected && Date.now() - feed.lastActive >= 2 * this.opts.idleMs
   }
 
   private async closeFeeds (feeds: WriterFeed[]): Promise<void> {
@@ -669,8 +762,8 @@ export class WriterRegistry {
     }
     await Promise.all(feeds.map(feed => feed.stop()))
     await Promise.all(feeds.map(feed => feed.core.close()))
-    // One opened again meanwhile (a peer was ahead) is recorded as open already.
-    this.writers.closed(records.filter(r => !this.feeds.has(r.key) && !this.opening.has(r.key)))
+    // One opened again meanwhile (a peer was ahead; its open may still wait for a slot) is recorded as open already.
+    this.writers.closed(records.filter(r => this.known.get(r.key)?.closed === r.closed))
   }
 
   /**
@@ -781,7 +874,7 @@ export class WriterRegistry {
 
   private attach (core: Hypercore, info: KnownWriter, distrust: Distrust | null): WriterFeed {
     this.projector.registerWriter(info.key, { sessionId: info.sessionId, agentId: info.agentId, local: info.local })
-    const feed = new WriterFeed(core, info, this.projector, this.logger, (f, d) => this.persistDistrust(f, d))
+    const feed = new WriterFeed(core, info, this.projector, this.batch, this.logger, (f, d) => this.persistDistrust(f, d))
     feed.distrusted = distrust
     if (distrust !== null) this.projector.markWriterError(info.key, distrust.reason)
     this.feeds.set(info.key, feed)
