@@ -3,7 +3,7 @@
 //
 // ─── Plug-in contract for crosscast's own figures ──────────────────────────
 //
-// bench/local.ts, bench/replication.ts, bench/gateway.ts, bench/agents.ts and bench/history.ts are loaded when
+// bench/local.ts, bench/append.ts, bench/replication.ts, bench/gateway.ts, bench/agents.ts and bench/history.ts are loaded when
 // they exist. Each exports
 //
 //     export async function run (ctx: BenchContext): Promise<FigureSet>
@@ -84,7 +84,7 @@ import { baselines as connectBaselines } from './connect.ts'
 
 interface Entry { key: string, system: string, run: (ctx: BenchContext) => Promise<FigureSet> }
 
-const CROSSCAST_MODULES = ['local.ts', 'replication.ts', 'gateway.ts', 'claims.ts', 'connect.ts', 'agents.ts', 'history.ts', 'room.ts', 'writers.ts']
+const CROSSCAST_MODULES = ['local.ts', 'append.ts', 'replication.ts', 'gateway.ts', 'claims.ts', 'connect.ts', 'agents.ts', 'history.ts', 'room.ts', 'writers.ts']
 const MODULE_TIME_LIMIT_MS = 45 * 60_000
 
 async function crosscastEntries (errors: string[]): Promise<Entry[]> {

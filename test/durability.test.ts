@@ -3,6 +3,8 @@
 // fault is real: a SQLite trigger on the node's own connection makes every
 // insert into broadcast_events abort, as a full disk or a corrupt page would.
 import test from 'brittle'
+import { spawn } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
 import { Crosscast, type BroadcastEvent } from '../lib/index.ts'
 import { openNode, countEvents, until } from './helpers/node.ts'
 import { capturingLogger } from './helpers/logger.ts'
@@ -85,4 +87,27 @@ test('durability: a local block stamped too far ahead is held like a peer\'s (th
   await pending
   t.is(cc.status().writers[0].held, null, 'projected once the wall clock is back')
   t.is(countEvents(cc), 2)
+})
+
+test('durability: a save that resolved survives a SIGKILL at that very moment (the process dies before its next turn)', async (t) => {
+  const storage = await t.tmp()
+  const fixture = fileURLToPath(new URL('./fixtures/save-then-die.ts', import.meta.url))
+  const rounds = 3
+  for (let round = 0; round < rounds; round++) {
+    const child = spawn(process.execPath, ['--import', 'tsx', fixture, storage, `saved before the kill ${round}`], { stdio: ['ignore', 'pipe', 'inherit'] })
+    t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
+    let out = ''
+    child.stdout.on('data', (chunk: Buffer) => { out += chunk.toString() })
+    await new Promise(resolve => child.once('exit', resolve))
+    t.is(child.signalCode, 'SIGKILL', `round ${round}: the writer killed itself`)
+    const [, featureId, eventId] = out.trim().split(' ')
+    t.ok(featureId?.startsWith('feat-'), `round ${round}: the save resolved before the kill`)
+    const cc = await Crosscast.open({ storage, agent: 'claude', sessionId: 'sess-die', swarm: false, lan: false })
+    try {
+      t.is((await cc.features.get(featureId))?.title, `saved before the kill ${round}`, `round ${round}: the reopened node has the feature`)
+      t.is(cc.getEvent(eventId)?.event_id, eventId, `round ${round}: under the event id the save returned`)
+    } finally {
+      await cc.close()
+    }
+  }
 })

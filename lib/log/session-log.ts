@@ -43,6 +43,16 @@ interface Waiter { start: number, count: number, resolve: (events: BroadcastEven
 
 interface Batch { seq: number, events: WireEvent[], bytes: number, waiters: Waiter[], end?: true }
 
+/** One core.append of consecutive batches: `durable` once hypercore's write batch holding them is applied, `appended` once its call returns. */
+interface Append { batches: Batch[], durable: Promise<void>, appended: Promise<unknown> }
+
+/**
+ * Blocks per core.append. Batches queued behind a running append (each full at
+ * maxBlockEvents or maxBlockBytes) go in one call: one signature, one storage
+ * read and one write for all of them instead of one each.
+ */
+const MAX_BLOCKS_PER_APPEND = 16
+
 export class SessionLog {
   readonly core: Hypercore
   readonly sessionId: string
@@ -148,18 +158,22 @@ export class SessionLog {
         const current = inflight
         inflight = null
         try {
-          await current.appended
+          await current.durable
         } catch (err) {
-          this.failAll(current.batch, err as Error)
+          this.failAll(current.batches, err as Error)
           inflight = this.startAppend()
           continue
         }
-        this.blocksWritten++
-        this.eventsWritten += current.batch.events.length
-        const waiters = current.batch.waiters
-        this.opts.sink.projected(current.batch.seq).then(projected => {
-          for (const w of waiters) w.resolve(projected.slice(w.start, w.start + w.count))
-        }, () => {})
+        for (const batch of current.batches) {
+          this.blocksWritten++
+          this.eventsWritten += batch.events.length
+          const waiters = batch.waiters
+          this.opts.sink.projected(batch.seq).then(projected => {
+            for (const w of waiters) w.resolve(projected.slice(w.start, w.start + w.count))
+          }, () => {})
+        }
+        // hypercore holds its lock until the call returns; writes arriving meanwhile still join the next block.
+        await current.appended.catch(() => {})
         inflight = this.startAppend()
       }
     } finally {
@@ -168,29 +182,50 @@ export class SessionLog {
     }
   }
 
-  private startAppend (): { batch: Batch, appended: Promise<unknown> } | null {
-    const batch = this.queue.shift()
-    if (batch === undefined) return null
-    if (batch === this.open) this.open = null
+  private startAppend (): Append | null {
+    if (this.queue.length === 0) return null
+    const batches = this.queue.splice(0, MAX_BLOCKS_PER_APPEND)
+    if (batches.includes(this.open as Batch)) this.open = null
+    const last = batches[batches.length - 1].seq
+    let appended: Promise<unknown>
     try {
-      const block = batch.end === true ? encodeEndBlock(this.sessionId) : encodeBlock(this.sessionId, batch.events)
-      this.opts.sink.hint(batch.seq, this.sessionId, batch.events, batch.end)
-      const appended = this.core.append(block)
-      appended.catch(() => {}) // observed by flush(); this keeps an early failure from going unhandled
-      return { batch, appended }
+      const blocks = batches.map(batch => batch.end === true ? encodeEndBlock(this.sessionId) : encodeBlock(this.sessionId, batch.events))
+      for (const batch of batches) this.opts.sink.hint(batch.seq, this.sessionId, batch.events, batch.end)
+      appended = this.core.append(blocks)
     } catch (err) {
-      const appended = Promise.reject(err)
-      appended.catch(() => {})
-      return { batch, appended }
+      appended = Promise.reject(err)
     }
+    appended.catch(() => {}) // observed by flush(); this keeps an early failure from going unhandled
+    const durable = new Promise<void>((resolve, reject) => {
+      // hypercore emits 'append' right after the storage write holding the blocks is applied; its
+      // append() call returns only after one more write of the same hints, a worker-thread round trip
+      // a save need not wait for.
+      const inLog = (): void => {
+        if (this.core.length <= last) return
+        this.core.off('append', inLog)
+        resolve()
+      }
+      this.core.on('append', inLog)
+      // A failure after the blocks reached the log (in that trailing write) leaves them durable.
+      appended.then(() => {
+        this.core.off('append', inLog)
+        resolve()
+      }, (err: Error) => {
+        this.core.off('append', inLog)
+        if (this.core.length > last) resolve()
+        else reject(err)
+      })
+    })
+    durable.catch(() => {})
+    return { batches, durable, appended }
   }
 
   /**
    * Later batches were numbered after the failed one, so none of them can be
    * written at the positions their ids promise: fail them all and renumber.
    */
-  private failAll (failed: Batch, cause: Error): void {
-    const batches = [failed, ...this.queue.splice(0)]
+  private failAll (failed: Batch[], cause: Error): void {
+    const batches = [...failed, ...this.queue.splice(0)]
     this.open = null
     for (const batch of batches) this.opts.sink.forget(batch.seq)
     this.nextSeq = this.core.length
