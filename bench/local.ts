@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url'
 import Corestore from 'corestore'
 import { Crosscast } from '../lib/index.ts'
 import { encodeBlock } from '../lib/events/codec.ts'
-import { openDatabase, projectorVsRaw, rawInsertRate } from './lib/projector-load.ts'
+import { openDatabase, projectorVsRaw, rawInsertRate, type Rate } from './lib/projector-load.ts'
 import { duBytes, summarize, percentile, fmt, fmtFigure, type Figure } from './lib/stats.ts'
 import { contextFromEnv, type BenchContext, type FigureSet } from './lib/contract.ts'
 
@@ -110,31 +110,37 @@ async function rawHypercore (total: number, perBlock: number): Promise<number> {
 }
 
 /** The database's own limit: the same broadcast_events rows, inserted in transactions of `perTx`. */
-function rawSqlite (total: number, perTx: number): number {
+function rawSqlite (total: number, perTx: number): Rate {
   const dir = tempDir()
   const db = openDatabase(join(dir, 'raw.db'))
   try {
-    return rawInsertRate(db, total, perTx).wall
+    return rawInsertRate(db, total, perTx)
   } finally {
     db.close()
     rmSync(dir, { recursive: true, force: true })
   }
 }
 
-/** `callers` concurrent callers each creating features with features.create().save() until `total` are saved. */
-async function creates (callers: number, total: number): Promise<number> {
+/**
+ * `callers` concurrent callers each creating features with features.create().save()
+ * until `total` are saved: creates per wall second, and CPU microseconds of the
+ * process (all its threads) per create, steadier while other work shares the machine.
+ */
+async function creates (callers: number, total: number): Promise<{ perSecond: number, cpuUs: number }> {
   const storage = tempDir()
   const cc = await openNode(storage)
   try {
     let next = 0
     const started = process.hrtime.bigint()
+    const cpu = process.cpuUsage()
     await Promise.all(Array.from({ length: callers }, async () => {
       while (next < total) {
         next++
         await cc.features.create('created under load').save()
       }
     }))
-    return total / (Number(process.hrtime.bigint() - started) / 1e9)
+    const used = process.cpuUsage(cpu)
+    return { perSecond: total / (Number(process.hrtime.bigint() - started) / 1e9), cpuUs: (used.user + used.system) / total }
   } finally {
     await cc.close()
     rmSync(storage, { recursive: true, force: true })
@@ -158,7 +164,9 @@ export async function run (ctx: BenchContext): Promise<FigureSet> {
   const projectorRaw: number[] = []
   const projectorCpuRatio: number[] = []
   const createRates: Record<number, number[]> = { 64: [], 1000: [] }
+  const createCpu: Record<number, number[]> = { 64: [], 1000: [] }
   const createRaw: number[] = []
+  const createRawCpu: number[] = []
   const createTotal = ctx.quick ? 10_000 : 40_000
   for (let i = 0; i < runs; i++) {
     ctx.log(`local: run ${i + 1}/${runs}`)
@@ -171,14 +179,20 @@ export async function run (ctx: BenchContext): Promise<FigureSet> {
     logBytes.push(s.logBytes)
     sqliteBytes.push(s.sqliteBytes)
     rawCore.push(await rawHypercore(total, 512))
-    rawDb.push(rawSqlite(total, 512))
+    rawDb.push(rawSqlite(total, 512).wall)
     // The projector alone: one writer's 512-event blocks, one block per transaction, beside raw inserts of the same rows.
     const alone = projectorVsRaw(total * 2, 64, 512, 1)
     projector.push(alone.projector.wall)
     projectorRaw.push(alone.raw.wall)
     projectorCpuRatio.push(alone.projector.cpu / alone.raw.cpu)
-    for (const callers of [64, 1000]) createRates[callers].push(await creates(callers, createTotal))
-    createRaw.push(rawSqlite(createTotal, 512))
+    for (const callers of [64, 1000]) {
+      const c = await creates(callers, createTotal)
+      createRates[callers].push(c.perSecond)
+      createCpu[callers].push(c.cpuUs)
+    }
+    const raw = rawSqlite(createTotal, 512)
+    createRaw.push(raw.wall)
+    createRawCpu.push(1e6 / raw.cpu)
   }
   const ratio = (a: number[], b: number[]): number[] => a.map((v, i) => v / b[i])
   return {
@@ -198,6 +212,9 @@ export async function run (ctx: BenchContext): Promise<FigureSet> {
     'local.create_raw_sqlite_rows_per_s': summarize(createRaw, 'rows/s', false, `raw baseline: ${createTotal} broadcast_events rows, plain inserts, 512 per transaction, same run`),
     'local.create_64_ratio_vs_raw_sqlite': summarize(ratio(createRates[64], createRaw), 'x', false, 'creates/s at 64 callers ÷ raw rows/s, same run'),
     'local.create_1000_ratio_vs_raw_sqlite': summarize(ratio(createRates[1000], createRaw), 'x', false, 'creates/s at 1,000 callers ÷ raw rows/s, same run'),
+    'local.create_64_cpu_us': summarize(createCpu[64], 'µs', true, 'CPU of the process (all threads) per create at 64 callers; at most 50 µs would allow 20,000/s on one core'),
+    'local.create_1000_cpu_us': summarize(createCpu[1000], 'µs', true, 'the same at 1,000 callers; at most 25 µs would allow 40,000/s on one core'),
+    'local.create_raw_sqlite_cpu_us': summarize(createRawCpu, 'µs', true, 'raw baseline: CPU per inserted row, same run'),
     'local.encoded_bytes_per_status_changed': summarize(encoded, 'B', true, 'one status_changed alone in a block'),
     'local.log_bytes_per_event': summarize(logBytes, 'B', true, 'corestore directory on disk / events, after the sustained run; target <= 200 B'),
     'local.sqlite_bytes_per_event': summarize(sqliteBytes, 'B', true, 'crosscast.db after a WAL checkpoint / events; target <= 300 B')

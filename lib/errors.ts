@@ -7,7 +7,7 @@ export const ERROR_CODES = {
   INVALID_EVENT_TYPE: { status: 400, description: 'event_type is not one of the ten event types (the seed eight, claim_added, claim_released)' },
   INVALID_STATUS: { status: 400, description: 'status is not one of todo, in_progress, blocked, done' },
   INVALID_LINK_TYPE: { status: 400, description: 'link_type is not one of depends_on, blocks, related' },
-  INVALID_ID: { status: 400, description: 'a resource id is not its prefix (feat-, trk-, spk-) followed by 1 to 64 letters, digits, _ or - (e.g. feat-123; generated ids are the prefix and 8 hex digits)' },
+  INVALID_ID: { status: 400, description: 'a resource id is not its prefix (feat-, trk-, spk-) followed by 1 to 64 letters, digits, _ or - (e.g. feat-123; generated ids are the prefix and 16 base32 digits)' },
   MISSING_FIELD: { status: 400, description: 'a required field (a title, a comment text, ...) is absent or empty' },
   INVALID_FIELD: { status: 400, description: 'a field has the wrong type, length or value, or is not a field of that event or route' },
   PAYLOAD_TOO_LARGE: { status: 413, description: 'an event payload or a request body is over the configured cap' },

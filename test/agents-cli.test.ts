@@ -122,7 +122,7 @@ test('cli: work-item commands on a node of their own, JSON and aligned plain tex
   const base = ['--room', 'cli-room', '--agent', 'tester', '--session', 'cli-1', '--no-swarm', '--no-lan']
   const env = { CROSSCAST_HOME: home }
   const created = JSON.parse((await cli(['feature', 'create', 'Write docs', '--priority', 'high', '--json', ...base], { env })).stdout)
-  t.ok(/^feat-[0-9a-f]{8}$/.test(created.id))
+  t.ok(/^feat-[0-9a-z]{16}$/.test(created.id))
   const other = JSON.parse((await cli(['feature', 'create', 'Ship it', '--json', ...base], { env })).stdout)
   t.is((await cli(['feature', 'status', created.id, 'in_progress', ...base], { env })).code, 0)
   await cli(['feature', 'link', other.id, created.id, '--type', 'depends_on', ...base], { env })

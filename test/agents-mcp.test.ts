@@ -40,7 +40,7 @@ test('mcp: the tools of the issue, with exactly its argument names', { timeout: 
 test('mcp: every work-item tool, end to end', { timeout: 60_000 }, async (t) => {
   const m = await offline(t)
   const track = await m.ok('create_item', { kind: 'track', title: 'Auth', description: 'login work' })
-  t.ok(/^trk-[0-9a-f]{8}$/.test(track.id))
+  t.ok(/^trk-[0-9a-z]{16}$/.test(track.id))
   t.is(track.event_ids.length, 1)
   t.is(track.version, track.event_ids[0], 'version is the last event id')
   const a = await m.ok('create_item', { kind: 'feature', title: 'Login form', priority: 'high', track_id: track.id, description: 'email + password' })

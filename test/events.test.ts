@@ -98,7 +98,7 @@ test('ids: the seed\'s shape (prefix, dash, a short label) is accepted everywher
   t.is((await cc.features.list({ track: 'trk-123' })).length, 1, 'indexed by track')
   t.alike(cc.listEvents({ resourceId: 'feat-123' }).events.map(e => e.event_type), ['feature_created', 'link_added'])
   t.is(resourceTypeOf('trk-123'), 'track')
-  t.ok(/^feat-[0-9a-f]{8}$/.test(cc.features.create('generated').id), 'generated ids stay prefix + 8 hex digits')
+  t.ok(/^feat-[0-9a-z]{16}$/.test(cc.features.create('generated').id), 'generated ids are the prefix and 16 base32 digits')
 })
 
 test('codec: chosen ids travel as labels, generated ids keep the 4-byte form; both round trip', (t) => {

@@ -12,7 +12,7 @@ test('create, read and list features', async (t) => {
   const res = await post(url, '/api/broadcast/features', { title: 'Auth', status: 'in_progress', tags: ['api'], priority: 'high' })
   t.is(res.status, 201)
   t.is(res.body.success, true)
-  t.ok(/^feat-[0-9a-f]{8}$/.test(res.body.feature_id), 'a new feature id')
+  t.ok(/^feat-[0-9a-z]{16}$/.test(res.body.feature_id), 'a new feature id')
   t.ok(typeof res.body.event_id === 'string' && res.body.event_id.length > 0)
   t.is(res.body.clients_notified, 0)
   t.ok(!Number.isNaN(Date.parse(res.body.timestamp)))

@@ -13,7 +13,7 @@ test('every SDK flow writes exactly the seed\'s events, and the seed\'s SQL audi
 
   const f = await cc.features.create('User Authentication').setStatus('in_progress').setTrack('trk-00000123').save()
   t.alike(shape(f.lastEvents), [['feature_created', f.id, { title: 'User Authentication', status: 'in_progress', track_id: 'trk-00000123' }]])
-  t.ok(/^feat-[0-9a-f]{8}$/.test(f.id), 'feature id is feat- and 8 hex digits')
+  t.ok(/^feat-[0-9a-z]{16}$/.test(f.id), 'feature id is feat- and 16 base32 digits')
 
   f.status = 'done'
   await f.save()
@@ -48,10 +48,10 @@ test('every SDK flow writes exactly the seed\'s events, and the seed\'s SQL audi
 
   const track = await cc.tracks.create('Auth').setDescription('everything login').save()
   t.alike(shape(track.lastEvents), [['track_updated', track.id, { title: 'Auth', description: 'everything login' }]])
-  t.ok(/^trk-[0-9a-f]{8}$/.test(track.id))
+  t.ok(/^trk-[0-9a-z]{16}$/.test(track.id))
   const spike = await cc.spikes.create('Try OAuth').setFindings('works with PKCE').save()
   t.alike(shape(spike.lastEvents), [['spike_updated', spike.id, { title: 'Try OAuth', findings: 'works with PKCE' }]])
-  t.ok(/^spk-[0-9a-f]{8}$/.test(spike.id))
+  t.ok(/^spk-[0-9a-z]{16}$/.test(spike.id))
   spike.findings = 'PKCE required'
   await spike.save()
   t.alike(shape(spike.lastEvents), [['spike_updated', spike.id, { findings: 'PKCE required' }]])
@@ -72,6 +72,23 @@ test('every SDK flow writes exactly the seed\'s events, and the seed\'s SQL audi
   t.is(e.resource_type, 'feature')
   t.is(e.parent, received[1].event_id, 'parent is the last event seen on that resource')
   t.ok(received.every((ev, i) => i === 0 || ev.cursor > received[i - 1].cursor), 'cursors increase')
+})
+
+test('a created feature is returned as the projection stores it, for generated and chosen ids alike', async (t) => {
+  const cc = await openNode(t)
+  const other = await cc.features.create('dependency').save()
+  const built = (b: ReturnType<typeof cc.features.create>) => b.setStatus('blocked').setDescription('with every field').setTags(['api', 'auth']).setPriority('high').setTrack('trk-7').blocks('feat-9').blockedBy(other.id)
+  const generated = await built(cc.features.create('generated id')).save()
+  const chosen = await built(cc.features.create('chosen id', { id: 'feat-42' })).save()
+  for (const f of [generated, chosen]) {
+    t.alike(f.toJSON(), (await cc.features.get(f.id))?.toJSON(), `${f.id}: the returned feature equals the one read back`)
+    t.is(f.version, f.lastEvents[f.lastEvents.length - 1].event_id, 'its version is the last event it wrote')
+  }
+  // A chosen id another session already wrote: the merged state is returned.
+  await (await cc.session({ sessionId: 'sess-2' })).features.create('first', { id: 'feat-shared' }).setDescription('from sess-2').save()
+  const merged = await cc.features.create('second', { id: 'feat-shared' }).save()
+  t.is(merged.title, 'second')
+  t.is(merged.description, 'from sess-2', 'a field only the other session set is kept')
 })
 
 test('restart with the same session id continues the same log; a second session has its own', async (t) => {

@@ -298,7 +298,7 @@ function featureOnly (id: string, what: string): void {
 const statusParam = (required: boolean): Param => ({ type: 'string', enum: STATUSES, required, check: oneOf(STATUSES, 'INVALID_STATUS'), description: `feature status: ${STATUSES.join(', ')}` })
 const priorityParam: Param = { type: 'string', enum: PRIORITIES, check: oneOf(PRIORITIES), description: `feature priority: ${PRIORITIES.join(', ')}` }
 const trackParam: Param = { type: 'string', check: (v, f) => validateId(v, f, 'track'), description: 'the track (trk-xxxxxxxx) a feature belongs to' }
-const idParam = (description = 'the item: feat-, trk- or spk- and 8 hex digits'): Param => ({ type: 'string', required: true, check: anyId, description })
+const idParam = (description = 'the item: feat-, trk- or spk- and its label'): Param => ({ type: 'string', required: true, check: anyId, description })
 
 export const OPERATIONS: Operation[] = [
   {

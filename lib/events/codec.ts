@@ -6,7 +6,7 @@
 // block v3 = 3 · session_id:string · count:uint · event*count · flags:uint (1: the session ended its log; count may then be 0)
 // event   = type:uint8 · flags:uint8 · resource · agent_id:string
 //           · hlc:uint · [parent:fixed16 if flags&1] · payload:buffer (JSON, raw-deflated if flags&2)
-// resource = prefix:uint8 · (label:string if flags&4, else uint32: a generated id's 8 hex digits)
+// resource = prefix:uint8 · (label:string if flags&4, else uint32: an 8-hex-digit label, the shape ids were generated in before)
 
 import c from 'compact-encoding'
 import { deflateRawSync, inflateRawSync } from 'node:zlib'
@@ -38,8 +38,9 @@ export const MAX_EVENTS_PER_BLOCK = 4096
 
 const FLAG_PARENT = 1
 const FLAG_COMPRESSED = 2
-// A chosen id (feat-123, feat-auth) travels as its label; a generated one keeps the 4-byte form,
-// so blocks written before labels existed decode unchanged.
+// A label travels as a string; one of 8 hex digits (the shape generated ids had before they
+// carried their creation time) keeps the 4-byte form, so blocks written before labels existed
+// decode unchanged. Today's generated ids are labels: older peers read them as they are.
 const FLAG_LABEL_ID = 4
 const KNOWN_FLAGS = FLAG_PARENT | FLAG_COMPRESSED | FLAG_LABEL_ID
 const GENERATED_SUFFIX = /^[0-9a-f]{8}$/

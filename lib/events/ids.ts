@@ -24,17 +24,69 @@ export function eventIdPrefix (writerKey: Uint8Array): string {
   return Buffer.from(writerKey.buffer, writerKey.byteOffset, 8).toString('hex')
 }
 
-// Random bytes drawn in bulk: one call into the CSPRNG per 1,024 ids instead of one per id.
+/**
+ * Generated resource ids: the prefix, then 16 characters of lowercase base32
+ * (0-9 and a-z without i, l, o, u, so they sort in ASCII order): 9 for the
+ * creation time in milliseconds (good until the year 3084), then 7 for a 35-bit
+ * number drawn at random for each new millisecond and counted up within it,
+ * e.g. `feat-1kc4m0x2b7h3qz9d`.
+ *
+ * Why this shape: ids made later sort later, so each new item lands at the
+ * right edge of the indexes keyed by id (the seed's resource_id index on
+ * broadcast_events, the features table's key) and a commit of hundreds of
+ * creates dirties a few pages there instead of one random page per create
+ * (fully random ids made about a third of a create's CPU the commit of those
+ * pages). Counting up within a millisecond keeps one process's ids strictly
+ * increasing, also when the wall clock steps back (the last time is kept until
+ * the clock passes it). Two peers collide only by creating in the same
+ * millisecond from overlapping runs of the same 35-bit range (chance about
+ * n / 2^35 per such millisecond for n ids in it), where 8 random hex digits
+ * collided with even odds after ~77,000 ids in a room. The label is valid
+ * under the seed's id rule, and user-chosen ids (feat-123, feat-auth) stay valid.
+ */
+export const GENERATED_ID_LABEL = /^[0-9a-hjkmnp-tv-z]{16}$/
+
+const BASE32 = '0123456789abcdefghjkmnpqrstvwxyz'
+const TIME_CHARS = 9
+const COUNTER_CHARS = 7
+const COUNTER_LIMIT = 2 ** (COUNTER_CHARS * 5)
+
+// Random bytes drawn in bulk: one call into the CSPRNG per 1,024 new milliseconds.
 const POOL_BYTES = 4096
 let pool = randomBytes(POOL_BYTES)
 let poolOffset = 0
+let lastMs = 0
+let counter = 0
 
-export function newResourceId (type: ResourceType): string {
-  if (poolOffset + 4 > POOL_BYTES) {
+/** A fresh counter start for a new millisecond: 34 random bits, so at least 2^34 ids fit in it before it carries. */
+function randomStart (): number {
+  if (poolOffset + 5 > POOL_BYTES) {
     pool = randomBytes(POOL_BYTES)
     poolOffset = 0
   }
-  const id = pool.toString('hex', poolOffset, poolOffset + 4)
-  poolOffset += 4
-  return `${ID_PREFIXES[type]}-${id}`
+  const value = (pool[poolOffset] & 0x03) * 2 ** 32 + pool.readUInt32BE(poolOffset + 1)
+  poolOffset += 5
+  return value
+}
+
+function base32 (value: number, chars: number): string {
+  let out = ''
+  for (let i = 0; i < chars; i++) {
+    out = BASE32[value % 32] + out
+    value = Math.floor(value / 32)
+  }
+  return out
+}
+
+export function newResourceId (type: ResourceType): string {
+  const now = Date.now()
+  if (now > lastMs) {
+    lastMs = now
+    counter = randomStart()
+  } else if (++counter >= COUNTER_LIMIT) {
+    // The millisecond's range is used up (or the clock stepped back that far): borrow the next one.
+    lastMs++
+    counter = randomStart()
+  }
+  return `${ID_PREFIXES[type]}-${base32(lastMs, TIME_CHARS)}${base32(counter, COUNTER_CHARS)}`
 }

@@ -17,7 +17,7 @@ export const MIN_CLAIM_TTL_S = 1
 export const MAX_CLAIM_TTL_S = 86_400
 
 export const MAX_ID_LABEL_LENGTH = 64
-/** What follows `prefix-` in an id: the seed's short labels (feat-123, feat-auth) as well as generated ids (8 hex digits). */
+/** What follows `prefix-` in an id: the seed's short labels (feat-123, feat-auth) as well as generated ids (16 base32 digits, see newResourceId). */
 export const ID_LABEL_PATTERN = `[A-Za-z0-9][A-Za-z0-9_-]{0,${MAX_ID_LABEL_LENGTH - 1}}`
 const ID_PATTERN = new RegExp(`^(${Object.values(ID_PREFIXES).join('|')})-${ID_LABEL_PATTERN}$`)
 const LONE_SURROGATE = /\p{Surrogate}/u

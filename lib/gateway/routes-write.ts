@@ -5,7 +5,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { EventDraft } from '../index.ts'
 import { CrosscastError } from '../errors.ts'
-import { newResourceId } from '../events/ids.ts'
 import { validateDraft, resourceTypeOf } from '../events/validate.ts'
 import type { EventType, Status } from '../events/types.ts'
 import {
@@ -46,7 +45,7 @@ export function registerWriteRoutes (app: FastifyInstance, ctx: GatewayContext):
     schema: writeSchema('create a feature (feature_created)', { body: FeatureCreateBody }, WriteResponse, 201),
     preValidation
   }, async (req, reply) => {
-    const id = newResourceId('feature')
+    const id = cc.newId('feature')
     const payload = { status: 'todo', ...pick(req.body as Record<string, unknown>, FEATURE_FIELDS) }
     const events = await writeAs(ctx, writer(req), [{ event_type: 'feature_created', resource_id: id, payload } as EventDraft])
     reply.code(201)
@@ -178,7 +177,7 @@ async function batchDrafts (ctx: GatewayContext, w: Writer, operations: Array<{ 
       const payload = { ...op.payload }
       let resourceId = op.resource_id
       if (op.event_type === 'feature_created') {
-        resourceId ??= newResourceId('feature')
+        resourceId ??= cc.newId('feature')
         if ((await statusOf(resourceId)) !== null) throw new CrosscastError('INVALID_FIELD', `feature ${resourceId} already exists`, { field: 'resource_id' })
       } else if (resourceId === undefined) {
         throw new CrosscastError('MISSING_FIELD', 'resource_id is required except on feature_created', { field: 'resource_id' })

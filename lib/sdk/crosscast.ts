@@ -12,7 +12,8 @@ import BetterSqlite3, { type Database } from 'better-sqlite3'
 import { CrosscastError } from '../errors.ts'
 import { HybridLogicalClock } from '../events/hlc.ts'
 import { validateDraft, validateLabel } from '../events/validate.ts'
-import type { BroadcastEvent, EventDraft, EventType } from '../events/types.ts'
+import type { BroadcastEvent, EventDraft, EventType, ResourceType } from '../events/types.ts'
+import { newResourceId } from '../events/ids.ts'
 import { SessionLog } from '../log/session-log.ts'
 import { configure, eventIdParams, migrate, WHERE_EVENT_ID } from '../projection/schema.ts'
 import { Projector } from '../projection/projector.ts'
@@ -150,6 +151,10 @@ export class CrosscastSession implements Writer {
     return this.node._claims.release(this, id)
   }
 
+  newId (type: ResourceType): string {
+    return this.node.newId(type)
+  }
+
   /**
    * Validates every draft first (nothing is written if one is bad), then writes
    * them in ONE block; resolves once they are durable and projected.
@@ -183,7 +188,8 @@ export class Crosscast extends EventEmitter implements Writer {
   private readonly hub: SubscriptionHub
   private readonly reader: EventReader
   private readonly clock = new HybridLogicalClock()
-  private readonly lastSeen = new LruMap<string, string>(LAST_SEEN_MEMORY)
+  /** The latest event on each recent resource (null: an id generated here that has none yet). */
+  private readonly lastSeen = new LruMap<string, string | null>(LAST_SEEN_MEMORY)
   private readonly latestOnResource: ReturnType<Database['prepare']>
   private readonly registry: WriterRegistry
   private readonly sessions = new Map<string, Promise<CrosscastSession>>()
@@ -447,14 +453,25 @@ export class Crosscast extends EventEmitter implements Writer {
     return await session.log.write(drafts)
   }
 
+  /**
+   * A generated id for a new item (see newResourceId). The node notes that it
+   * has no events yet, so its first write takes no lookup for a parent; an event
+   * on it that arrives meanwhile replaces the note, as for any resource.
+   */
+  newId (type: ResourceType): string {
+    const id = newResourceId(type)
+    this.lastSeen.set(id, null)
+    return id
+  }
+
   private stamp (resourceId: string, eventId: string): { hlc: number, parent: string | null } {
     let parent = this.lastSeen.get(resourceId)
     if (parent === undefined) {
       const row = this.latestOnResource.get(resourceId) as { event_id: string } | undefined
-      parent = row?.event_id
+      parent = row?.event_id ?? null
     }
     this.lastSeen.set(resourceId, eventId)
-    return { hlc: this.clock.now(), parent: parent ?? null }
+    return { hlc: this.clock.now(), parent }
   }
 
   private observe (event: BroadcastEvent): void {

@@ -3,8 +3,7 @@
 // one append (one block), so its events are atomic and travel together.
 
 import { CrosscastError } from '../errors.ts'
-import type { BroadcastEvent, EventDraft, LinkType, Priority, Status } from '../events/types.ts'
-import { newResourceId } from '../events/ids.ts'
+import type { BroadcastEvent, EventDraft, LinkType, Priority, ResourceType, Status } from '../events/types.ts'
 import { validateId, validateStatus, resourceTypeOf } from '../events/validate.ts'
 import type { StateReader, FeatureRecord, TrackRecord, SpikeRecord, LinkRecord, CommentRecord } from './state.ts'
 
@@ -13,6 +12,8 @@ export interface Writer {
   readonly agent: string
   readonly state: StateReader
   append (drafts: EventDraft[]): Promise<BroadcastEvent[]>
+  /** A generated id for a new item of this type (see newResourceId). */
+  newId (type: ResourceType): string
 }
 
 function notFound (kind: string, id: string): CrosscastError {
@@ -170,10 +171,13 @@ export class FeatureBuilder {
   private readonly payload: Record<string, unknown>
   private readonly links: Array<{ linked_feature_id: string, link_type: LinkType }> = []
   readonly id: string
+  /** The id was generated here rather than chosen: no other event can be on it. */
+  private readonly generated: boolean
 
   constructor (writer: Writer, title: string, id?: string) {
     this.writer = writer
-    this.id = id === undefined ? newResourceId('feature') : validateId(id, 'id', 'feature')
+    this.generated = id === undefined
+    this.id = id === undefined ? writer.newId('feature') : validateId(id, 'id', 'feature')
     this.payload = { title, status: 'todo' }
   }
 
@@ -190,16 +194,20 @@ export class FeatureBuilder {
     const drafts: EventDraft[] = [{ event_type: 'feature_created', resource_id: this.id, payload: this.payload as never }]
     for (const link of this.links) drafts.push({ event_type: 'link_added', resource_id: this.id, payload: link })
     const events = await this.writer.append(drafts)
-    // Not projected only when the node closed first (cursor 0): the write is durable, so it is reported as written.
-    const record = this.writer.state.feature(this.id) ?? (events[0].cursor === 0 ? this.written(events) : null)
+    // A generated id has no events but these (ids are unique, see newResourceId), so the
+    // stored feature is what they wrote and is not read back; a chosen id may have
+    // others (another session created it too), so its merged state is read. Not
+    // projected only when the node closed first (cursor 0): the write is durable, so it is reported as written.
+    const record = this.generated || events[0].cursor === 0 ? this.written(events) : this.writer.state.feature(this.id)
     if (record === null) throw new CrosscastError('INTERNAL', `feature ${this.id} was written but is not in the projection`)
     const feature = new Feature(this.writer, record)
     feature.lastEvents = events
     return feature
   }
 
+  /** The feature as these events (its feature_created and links) set it, as the projection stores it. */
   private written (events: BroadcastEvent[]): FeatureRecord {
-    const p = this.payload as { title: string, status: Status, description?: string, tags?: string[], priority?: Priority, track_id?: string }
+    const p = events[0].payload as { title: string, status: Status, description?: string, tags?: string[], priority?: Priority, track_id?: string }
     const links: LinkRecord[] = events.slice(1).map(e => ({ ...(e.payload as { linked_feature_id: string, link_type: LinkType }), event_id: e.event_id, agent_id: e.agent_id, created_at: e.timestamp }))
     return { id: this.id, title: p.title, status: p.status, description: p.description ?? null, tags: p.tags ?? [], priority: p.priority ?? null, track_id: p.track_id ?? null, created_at: events[0].timestamp, created_by: events[0].agent_id, updated_at: events[0].timestamp, links, version: events[events.length - 1].event_id }
   }
@@ -209,7 +217,7 @@ export class FeatureCollection {
   private readonly writer: Writer
   constructor (writer: Writer) { this.writer = writer }
 
-  /** Starts a new feature; pass `id` to choose it (feat- and a label, e.g. feat-123; otherwise feat- and 8 random hex digits). */
+  /** Starts a new feature; pass `id` to choose it (feat- and a label, e.g. feat-123; otherwise one is generated, see newResourceId). */
   create (title: string, opts: { id?: string } = {}): FeatureBuilder {
     return new FeatureBuilder(this.writer, title, opts.id)
   }
@@ -374,7 +382,7 @@ class ItemCollection<T, B extends ItemBuilder<T>> {
 
   /** Starts a new item; pass `id` to choose it (trk-/spk- and a label, e.g. trk-123), or to upsert an existing one. */
   create (title: string, opts: { id?: string } = {}): B {
-    const id = opts.id === undefined ? newResourceId(this.type) : validateId(opts.id, 'id', this.type)
+    const id = opts.id === undefined ? this.writer.newId(this.type) : validateId(opts.id, 'id', this.type)
     return this.builder(this.writer, id, title, (i) => this.read(this.writer.state, i))
   }
 
