@@ -240,7 +240,13 @@ test('cli: with no running node here, a write waits until a peer has it', { time
   // A loaded machine may take more than the default 3 s to connect: the test waits for the peer, not the clock.
   const out = await cli(['feature', 'create', 'from afar', '--json', '--agent', 'tester', ...net], { env: { CROSSCAST_HOME: home, CROSSCAST_SYNC_TIMEOUT_MS: '60000' } })
   const created = JSON.parse(out.stdout)
-  t.is((await m.ok('get_item', { id: created.id })).title, 'from afar', 'the peer has the write when the command returns')
+  // The command returns once the peer's log holds the block; the peer projects it into SQLite a moment later.
+  let item: { title?: string } | undefined
+  for (let i = 0; i < 100 && item === undefined; i++) {
+    item = await m.ok('get_item', { id: created.id }).catch(() => undefined)
+    if (item === undefined) await new Promise(resolve => setTimeout(resolve, 20))
+  }
+  t.is(item?.title, 'from afar', 'the peer has the write when the command returns (readable there within 2 s)')
   t.is(readdirSync(join(home, 'data', 'rooms')).length, 1, 'the command opened a node in its own pool')
 })
 
