@@ -102,17 +102,25 @@ export async function run (ctx: BenchContext): Promise<FigureSet> {
   const f: Record<string, number[]> = {}
   const push = (id: string, v: number): void => { (f[id] ??= []).push(v) }
 
-  // One pair for latency, batched, unbatched and sync; a third peer for 1 → 2 readers.
+  // One pair for batched, unbatched and sync; a third peer for 1 → 2 readers. Idle latency on a pair of its
+  // own, as raw hypercore's is: beside C, A served two readers and three processes shared the 2 cores.
   const [a, b, c] = await spawnNodes(3, 'rp')
+  const [la, lb] = await spawnNodes(2, 'lat')
   const mw = await spawnNodes(w.multiwriter.writers, 'mw')
   try {
     await connectMesh([a, b, c])
+    await connectMesh([la, lb])
     const pair = { a, b }
-    const { key, port } = await a.request<{ key: string, port: number }>('rawWriter')
-    await b.request('rawReader', { key, port })
+    const latencyPair = { a: la, b: lb }
+    for (const p of [pair, latencyPair]) {
+      const { key, port } = await p.a.request<{ key: string, port: number }>('rawWriter')
+      await p.b.request('rawReader', { key, port })
+    }
     await a.request('prepare', { features: 64 })
+    await la.request('prepare', { features: 64 })
     await allReach([b, c], await a.request<number>('count'))
-    await latency(pair, 5, 5, eventBytes) // warm-up: JIT, first proofs
+    await allReach([lb], await la.request<number>('count'))
+    await latency(latencyPair, 5, 5, eventBytes) // warm-up: JIT, first proofs
     await connectMesh(mw)
     await Promise.all(mw.map(p => p.request('prepare', { features: 64 })))
     await allReach(mw, w.multiwriter.writers * 64)
@@ -122,8 +130,8 @@ export async function run (ctx: BenchContext): Promise<FigureSet> {
       // Idle means idle: the previous run's bursts leave background storage work
       // (log compaction, WAL checkpoints) that stalls the first writes by 0.1-1.5 s.
       await sleep(2000)
-      await latency(pair, 5, gap, eventBytes)
-      const { ours, raw } = await latency(pair, samples, gap, eventBytes)
+      await latency(latencyPair, 5, gap, eventBytes)
+      const { ours, raw } = await latency(latencyPair, samples, gap, eventBytes)
       push('replication.latency_ms', median(ours))
       push('p2p.latency_p50_ms', percentile(ours, 50))
       push('p2p.latency_p99_ms', percentile(ours, 99))
@@ -205,13 +213,13 @@ export async function run (ctx: BenchContext): Promise<FigureSet> {
       }
     }
   } finally {
-    await killAll([a, b, c, ...mw])
+    await killAll([a, b, c, la, lb, ...mw])
   }
 
   const fig = (id: string, unit: string, lower: boolean, note?: string): Figure => summarize(f[id], unit, lower, note)
   const mwNote = `${w.multiwriter.writers} writers x ${w.multiwriter.eventsPerWriter} events, <= ${w.multiwriter.appendWindow} in flight each, full mesh`
   return {
-    'replication.latency_ms': fig('replication.latency_ms', 'ms', true, `median of ${samples} idle saves per run, A's save() to B's subscriber (after B's SQLite commit)`),
+    'replication.latency_ms': fig('replication.latency_ms', 'ms', true, `median of ${samples} idle saves per run, A's save() to B's subscriber (after B's SQLite commit), a pair of its own`),
     'replication.batched_events_per_s': fig('replication.batched_events_per_s', 'events/s', false, `${w.replication.batchedEvents} status changes, 512 callers in flight, group commit packs the blocks; projected at B`),
     'replication.batched_blocks_per_s': fig('replication.batched_blocks_per_s', 'blocks/s', false, 'the blocks group commit made'),
     'replication.unbatched_events_per_s': fig('replication.unbatched_events_per_s', 'events/s', false, `${w.replication.unbatchedEvents} saves, each awaited: one event per block`),
@@ -222,7 +230,7 @@ export async function run (ctx: BenchContext): Promise<FigureSet> {
     'sync.bytes_per_change': fig('sync.bytes_per_change', 'B', true, 'TCP bytes both directions on the A–B link / changes'),
     'p2p.latency_p50_ms': fig('p2p.latency_p50_ms', 'ms', true, 'target <= 3 ms'),
     'p2p.latency_p99_ms': fig('p2p.latency_p99_ms', 'ms', true, 'target <= 15 ms'),
-    'p2p.raw_hypercore_latency_p50_ms': fig('p2p.raw_hypercore_latency_p50_ms', 'ms', true, 'raw hypercore, one block, same processes and transport'),
+    'p2p.raw_hypercore_latency_p50_ms': fig('p2p.raw_hypercore_latency_p50_ms', 'ms', true, 'raw hypercore, one block, same pair of processes and transport'),
     'p2p.latency_ratio_vs_raw': fig('p2p.latency_ratio_vs_raw', 'x', true, 'p50 crosscast ÷ p50 raw, same run; target <= 1.5'),
     'p2p.raw_hypercore_same_blocks_events_per_s': fig('p2p.raw_hypercore_same_blocks_events_per_s', 'events/s', false, 'raw hypercore: as many blocks of the same bytes, appended back to back'),
     'p2p.batched_ratio_vs_raw': fig('p2p.batched_ratio_vs_raw', 'x', false, 'crosscast ÷ raw, same run'),

@@ -3,7 +3,7 @@ import net from 'node:net'
 import { Crosscast, CrosscastError, contentHash, type ClaimLost, type ErrorCode } from '../lib/index.ts'
 import fc from 'fast-check'
 import { encodeBlock, decodeBlock } from '../lib/events/codec.ts'
-import { claimChains, winningChain, type ClaimEventRow } from '../lib/projection/claims.ts'
+import { ClaimReader, claimChains, winningChain, type ClaimEventRow } from '../lib/projection/claims.ts'
 import { countEvents, link, until } from './helpers/node.ts'
 import { spawnPeer } from './helpers/child-peer.ts'
 
@@ -266,4 +266,17 @@ test('claim: a claimant in another process, cut off and claiming the same item, 
   t.alike(await b.call('claimOf', { resourceId: f.id }), a.claimOf(f.id), 'both processes name the same holder')
   await until(async () => (await b.call('hash')) === contentHash(a.db), 20_000, 'identical content, the withdrawal included')
   t.is(a.listEvents({ type: 'claim_released', limit: 10 }).events.map(e => e.session_id).join(), 'sess-b')
+})
+
+test('claims: the items that may hold a live claim are found through the claims index, not by scanning every event (presence asks on every change)', async (t) => {
+  const a = await offlineNode(t, 'sess-a')
+  const f = await a.features.create('Claimed among many').save()
+  for (let i = 0; i < 50; i++) await a.append([{ event_type: 'status_changed', resource_id: f.id, payload: { old_status: null, new_status: i % 2 === 0 ? 'in_progress' : 'todo' } }])
+  const { holder } = await a.claim(f.id)
+  const reader = new ClaimReader(a.db) as unknown as Record<'claimed' | 'claimedBy', { source: string }>
+  for (const name of ['claimed', 'claimedBy'] as const) {
+    const plan = (a.db.prepare(`EXPLAIN QUERY PLAN ${reader[name].source}`).all(...(name === 'claimed' ? [0] : [0, a.writerKey])) as Array<{ detail: string }>).map(r => r.detail).join('; ')
+    t.ok(/USING INDEX idx_broadcast_claims/.test(plan) && !/^SCAN broadcast_events/m.test(plan), `${name}: ${plan}`)
+  }
+  t.is(a.claimOf(f.id)?.event_id, holder?.event_id, 'and the holder is still found')
 })

@@ -102,10 +102,12 @@ export class ClaimReader {
   constructor (db: Database) {
     this.ofResource = db.prepare(`SELECT event_id, event_type, writer, agent_id, session_id, hlc, payload FROM broadcast_events
       WHERE resource_id = ? AND event_type IN ('claim_added', 'claim_released')`)
-    // Items whose latest claim event could still be live: everything else holds no claim.
-    this.claimed = db.prepare(`SELECT DISTINCT resource_id FROM broadcast_events
+    // Items whose latest claim event could still be live: everything else holds no claim. Left to itself the
+    // planner answers DISTINCT by walking the resource index, a scan of the whole trail (1 ms per 10,000
+    // events) on every presence change; the claims index reads only the recent claims.
+    this.claimed = db.prepare(`SELECT DISTINCT resource_id FROM broadcast_events INDEXED BY idx_broadcast_claims
       WHERE event_type = 'claim_added' AND hlc >= ?`)
-    this.claimedBy = db.prepare(`SELECT DISTINCT resource_id FROM broadcast_events
+    this.claimedBy = db.prepare(`SELECT DISTINCT resource_id FROM broadcast_events INDEXED BY idx_broadcast_claims
       WHERE event_type = 'claim_added' AND hlc >= ? AND writer = ?`)
   }
 
