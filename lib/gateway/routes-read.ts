@@ -24,7 +24,13 @@ export function featuresJson (cc: Crosscast, features: ReadonlyArray<{ id: strin
   const ids = features.map(f => f.id)
   const comments = cc.state.commentsOf(ids)
   const claims = cc._claims.holdersOf(ids)
-  return features.map(f => ({ ...f.toJSON(), comments: comments.get(f.id) ?? [], claim: claims.get(f.id) ?? null }))
+  return features.map(f => {
+    // toJSON() hands out a fresh object; adding to it is several times cheaper than a spread.
+    const json = f.toJSON() as Record<string, unknown>
+    json.comments = comments.get(f.id) ?? []
+    json.claim = claims.get(f.id) ?? null
+    return json
+  })
 }
 
 

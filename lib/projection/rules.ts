@@ -87,8 +87,10 @@ export class StateRules {
     this.insertConflict = db.prepare('INSERT OR IGNORE INTO conflicts (resource_id, field, event_a, value_a, event_b, value_b, winner) VALUES (?, ?, ?, ?, ?, ?, ?)')
   }
 
-  /** `writerKey` and `parentKey`: the event's writer and parent as stored (bytes). */
-  /** Events must come in cursor order: each one that moves its item's version names it. */
+  /**
+   * `writerKey` and `parentKey`: the event's writer and parent as stored (bytes).
+   * Events come in cursor order, so each one that moves its item's version names it.
+   */
   apply (event: BroadcastEvent, writerKey: Uint8Array, parentKey: Uint8Array | null): void {
     const p = event.payload as unknown as Record<string, unknown>
     switch (event.event_type) {
