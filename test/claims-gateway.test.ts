@@ -10,6 +10,29 @@ async function createFeature (url: string, body: Record<string, unknown> = { tit
   return res.body.feature_id
 }
 
+test('a page of features carries each one\'s comments (oldest first) and live claim, exactly as its single read does', async (t) => {
+  const { url } = await startGateway(t)
+  const ids: string[] = []
+  for (let i = 0; i < 6; i++) ids.push(await createFeature(url, { title: `listed ${i}` }))
+  for (const text of ['first', 'second']) t.is((await post(url, `/api/broadcast/features/${ids[2]}/comments`, { comment_text: text })).status, 200)
+  t.is((await post(url, `/api/broadcast/features/${ids[4]}/comments`, { comment_text: 'from the other session' }, OTHER)).status, 200)
+  t.is((await post(url, `/api/broadcast/features/${ids[3]}/claim`, { ttl_s: 60 }, OTHER)).body.won, true)
+  t.is((await post(url, `/api/broadcast/features/${ids[4]}/claim`, { ttl_s: 60 })).body.won, true)
+  await request(url, 'DELETE', `/api/broadcast/features/${ids[4]}/claim`)
+
+  const page = (await get(url, `/api/features?limit=4&after=${ids[0]}`)).body
+  t.alike(page.features.map((f: { id: string }) => f.id), ids.slice(1, 5))
+  const singles = []
+  for (const id of ids.slice(1, 5)) singles.push((await get(url, `/api/features/${id}`)).body)
+  t.alike(page.features, singles, 'each listed feature reads as GET /api/features/:id does')
+  t.alike(page.features[1].comments.map((c: { comment_text: string }) => c.comment_text), ['first', 'second'], 'comments oldest first')
+  t.is(page.features[2].claim.session_id, 'sess-2', 'the live claim and its holder')
+  t.alike([page.features[0].comments, page.features[0].claim], [[], null], 'none of either')
+  t.alike([page.features[3].comments.length, page.features[3].claim], [1, null], 'a released claim is no claim')
+  const all = (await get(url, '/api/features')).body.features
+  t.alike(all.slice(1, 5), singles, 'the unpaged list too')
+})
+
 test('If-Match: reads carry version; a stale version is 409 CONFLICT with the current item and writes nothing', async (t) => {
   const { cc, url } = await startGateway(t)
   const id = await createFeature(url, { title: 'Versioned' })

@@ -97,22 +97,17 @@ export function checkArgs (op: Operation, input: unknown): Args {
 
 // ---- reads ----
 
-/** The id of the last event applied to an item here: pass it back as if_version. */
-export function versionOf (cc: Crosscast, id: string): string | null {
-  return cc.state.version(id)
-}
-
 function record (cc: Crosscast, id: string): Record<string, unknown> | null {
   const kind = resourceTypeOf(id)
   const r = kind === 'feature' ? cc.state.feature(id) : kind === 'track' ? cc.state.track(id) : cc.state.spike(id)
   return r === null ? null : { kind, ...r }
 }
 
-/** An item as agents see it: its fields (links on features), comments and version. */
+/** An item as agents see it: its fields (links on features) and version, comments and claim. */
 export function itemView (cc: Crosscast, id: string): Record<string, unknown> {
   const r = record(cc, id)
   if (r === null) throw notFound(id)
-  return { ...r, comments: cc.state.comments(id).map(c => ({ event_id: c.event_id, text: c.comment_text, author: c.author, agent_id: c.agent_id, session_id: c.session_id, created_at: c.created_at })), claim: cc.claimOf(id), version: versionOf(cc, id) }
+  return { ...r, comments: cc.state.comments(id).map(c => ({ event_id: c.event_id, text: c.comment_text, author: c.author, agent_id: c.agent_id, session_id: c.session_id, created_at: c.created_at })), claim: cc.claimOf(id) }
 }
 
 function listItems (cc: Crosscast, args: Args): { items: Array<Record<string, unknown>>, count: number } {
@@ -201,7 +196,8 @@ async function append (ctx: OperationContext, drafts: EventDraft[]): Promise<Bro
 }
 
 function written (cc: Crosscast, id: string, events: BroadcastEvent[]): { id: string, event_ids: string[], version: string | null } {
-  return { id, event_ids: events.map(e => e.event_id), version: versionOf(cc, id) }
+  // The item's version as read here now: the id to pass back as if_version.
+  return { id, event_ids: events.map(e => e.event_id), version: cc.state.version(id) }
 }
 
 function requireItem (cc: Crosscast, id: string): Record<string, unknown> {
@@ -258,7 +254,7 @@ async function ifVersion<T> (cc: Crosscast, id: string, save: () => Promise<T>):
     return await save()
   } catch (err) {
     if (!(err instanceof CrosscastError) || err.code !== 'CONFLICT') throw err
-    throw new CrosscastError('CONFLICT', `${id} changed since the version you read (now ${String(versionOf(cc, id))}): look at current, then retry with its version`, { field: 'if_version', current: itemView(cc, id) })
+    throw new CrosscastError('CONFLICT', `${id} changed since the version you read (now ${String(cc.state.version(id))}): look at current, then retry with its version`, { field: 'if_version', current: itemView(cc, id) })
   }
 }
 

@@ -7,7 +7,7 @@ import {
   ReadyQuery, ReadyResponse, PresenceResponse
 } from './schemas.ts'
 import { writerOf, type GatewayContext, type Writer } from './context.ts'
-import { featureJson } from './routes-read.ts'
+import { featuresJson } from './routes-read.ts'
 
 const errors = { 400: ErrorResponse, 401: ErrorResponse, 404: ErrorResponse, 409: ErrorResponse }
 
@@ -68,7 +68,7 @@ export function registerClaimRoutes (app: FastifyInstance, ctx: GatewayContext):
     config: { responses: { 200: ReadyResponse, ...errors } }
   }, async (req) => {
     const { limit } = req.query as { limit?: number }
-    const features = cc.ready({ limit }).map(f => featureJson(cc, f))
+    const features = featuresJson(cc, cc.ready({ limit }))
     return { features, count: features.length }
   })
 

@@ -93,18 +93,27 @@ export function holderOf (chain: ClaimChain): ClaimHolder {
   }
 }
 
-/** Reads claim events from broadcast_events: the audit trail is the claim table. */
+const CLAIM_COLUMNS = 'event_id, event_type, writer, agent_id, session_id, hlc, payload'
+const CLAIM_EVENTS = "event_type IN ('claim_added', 'claim_released')"
+
+/**
+ * Reads claim events from broadcast_events: the audit trail is the claim table.
+ * Each query names the partial index it needs (schema.ts), so an item's claims
+ * never cost a visit to its other events, nor "who holds anything" a scan of
+ * the trail, however the planner guesses.
+ */
 export class ClaimReader {
   private readonly ofResource: Statement
+  private readonly ofResources: Statement
   private readonly claimed: Statement
   private readonly claimedBy: Statement
 
   constructor (db: Database) {
-    this.ofResource = db.prepare(`SELECT event_id, event_type, writer, agent_id, session_id, hlc, payload FROM broadcast_events
-      WHERE resource_id = ? AND event_type IN ('claim_added', 'claim_released')`)
-    // Items whose latest claim event could still be live: everything else holds no claim. Left to itself the
-    // planner answers DISTINCT by walking the resource index, a scan of the whole trail (1 ms per 10,000
-    // events) on every presence change; the claims index reads only the recent claims.
+    this.ofResource = db.prepare(`SELECT ${CLAIM_COLUMNS} FROM broadcast_events INDEXED BY idx_broadcast_claim_events
+      WHERE resource_id = ? AND ${CLAIM_EVENTS}`)
+    this.ofResources = db.prepare(`SELECT resource_id, ${CLAIM_COLUMNS} FROM broadcast_events INDEXED BY idx_broadcast_claim_events
+      WHERE resource_id IN (SELECT value FROM json_each(?)) AND ${CLAIM_EVENTS}`)
+    // Items whose latest claim event could still be live: everything else holds no claim.
     this.claimed = db.prepare(`SELECT DISTINCT resource_id FROM broadcast_events INDEXED BY idx_broadcast_claims
       WHERE event_type = 'claim_added' AND hlc >= ?`)
     this.claimedBy = db.prepare(`SELECT DISTINCT resource_id FROM broadcast_events INDEXED BY idx_broadcast_claims
@@ -120,16 +129,29 @@ export class ClaimReader {
     return chain === null ? null : holderOf(chain)
   }
 
-  /** Every item with a live claim now (or only those `writer` holds), and its holder. */
-  held (nowMs = Date.now(), writer?: string): Map<string, ClaimHolder> {
+  /** The live holders of many items (a page) in one query; items held by no one are absent. */
+  holdersOf (ids: readonly string[], nowMs = Date.now()): Map<string, ClaimHolder> {
+    const byItem = new Map<string, ClaimEventRow[]>()
+    for (const row of this.ofResources.all(JSON.stringify(ids)) as Array<ClaimEventRow & { resource_id: string }>) {
+      let rows = byItem.get(row.resource_id)
+      if (rows === undefined) byItem.set(row.resource_id, rows = [])
+      rows.push(row)
+    }
     const out = new Map<string, ClaimHolder>()
-    // A claim event older than the longest ttl can only be live through a newer renewal, which this also finds.
-    const since = (nowMs - MAX_CLAIM_TTL_S * 1000) * 1000
-    const ids = (writer === undefined ? this.claimed.all(since) : this.claimedBy.all(since, writer)) as Array<{ resource_id: string }>
-    for (const { resource_id: id } of ids) {
-      const holder = this.holder(id, nowMs)
-      if (holder !== null && (writer === undefined || holder.writer === writer)) out.set(id, holder)
+    for (const [id, rows] of byItem) {
+      const chain = winningChain(claimChains(rows), nowMs)
+      if (chain !== null) out.set(id, holderOf(chain))
     }
     return out
+  }
+
+  /** Every item with a live claim now (or only those `writer` holds), and its holder. */
+  held (nowMs = Date.now(), writer?: string): Map<string, ClaimHolder> {
+    // A claim event older than the longest ttl can only be live through a newer renewal, which this also finds.
+    const since = (nowMs - MAX_CLAIM_TTL_S * 1000) * 1000
+    const ids = ((writer === undefined ? this.claimed.all(since) : this.claimedBy.all(since, writer)) as Array<{ resource_id: string }>).map(r => r.resource_id)
+    const holders = this.holdersOf(ids, nowMs)
+    if (writer !== undefined) for (const [id, holder] of holders) if (holder.writer !== writer) holders.delete(id)
+    return holders
   }
 }

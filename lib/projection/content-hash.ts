@@ -2,8 +2,9 @@ import { createHash } from 'node:crypto'
 import type { Database } from 'better-sqlite3'
 import { REPLICATED_TABLES } from './schema.ts'
 
-// Columns that are this node's own business: the local delivery order.
-const LOCAL_COLUMNS = new Set(['cursor'])
+// Columns that are this node's own business: the local delivery order, and
+// each item's version (its last event in that order).
+const LOCAL_COLUMNS = new Set(['cursor', 'version'])
 
 /**
  * A hash of everything peers must agree on: every replicated table, rows in a

@@ -6,19 +6,14 @@
 
 import type { Database, Statement } from 'better-sqlite3'
 import { RESOURCE_TYPES, type BroadcastEvent, type ResourceType } from '../events/types.ts'
+import { movesVersion, STATE_FIELDS as FIELDS, STATE_TABLE as TABLE } from './resources.ts'
 
 type Clock = [number, string] // [hlc, writer]
 type Clocks = Record<string, Clock>
 
 interface StateRow { clocks: string, created_hlc: number | null, last_write_hlc: number, [field: string]: unknown }
 
-const FIELDS: Record<ResourceType, readonly string[]> = {
-  feature: ['title', 'status', 'description', 'tags', 'priority', 'track_id'],
-  track: ['title', 'description'],
-  spike: ['title', 'findings']
-}
-const TABLE: Record<ResourceType, string> = { feature: 'features', track: 'tracks', spike: 'spikes' }
-/** Rows per upsert statement (13 parameters each at most). */
+/** Rows per upsert statement (14 parameters each at most). */
 const UPSERT_CHUNK = 64
 /** State rows kept in memory between transactions (a few hundred bytes each). */
 const ROW_CACHE_SIZE = 10_000
@@ -90,7 +85,7 @@ export class StateRules {
     this.select = {} as Record<ResourceType, Statement>
     this.columns = {} as Record<ResourceType, string[]>
     for (const type of ['feature', 'track', 'spike'] as const) {
-      const all = [...FIELDS[type], 'created_at', 'created_by', 'created_hlc', 'updated_at', 'last_write_hlc', 'clocks']
+      const all = [...FIELDS[type], 'created_at', 'created_by', 'created_hlc', 'updated_at', 'last_write_hlc', 'clocks', 'version']
       this.select[type] = db.prepare(`SELECT ${all.join(', ')} FROM ${TABLE[type]} WHERE id = ?`)
       this.columns[type] = ['id', ...all]
     }
@@ -104,19 +99,22 @@ export class StateRules {
     this.insertConflict = db.prepare('INSERT OR IGNORE INTO conflicts (resource_id, field, event_a, value_a, event_b, value_b, winner) VALUES (?, ?, ?, ?, ?, ?, ?)')
   }
 
-  /** `writerKey` and `parentKey`: the event's writer and parent as stored (bytes). */
+  /**
+   * `writerKey` and `parentKey`: the event's writer and parent as stored (bytes).
+   * Events come in cursor order, so each one that moves its item's version names it.
+   */
   apply (event: BroadcastEvent, writerKey: Uint8Array, parentKey: Uint8Array | null): void {
     const p = event.payload as unknown as Record<string, unknown>
     switch (event.event_type) {
       case 'feature_deleted':
         this.tombstone.run(event.resource_id, event.hlc)
-        return
+        break
       case 'link_added':
         this.insertLink.run(event.event_id, event.resource_id, p.linked_feature_id, p.link_type, event.agent_id, event.timestamp, event.hlc)
-        return
+        break
       case 'comment_added':
         this.insertComment.run(event.event_id, event.resource_id, event.resource_type, p.comment_text, p.author, event.agent_id, event.session_id, event.timestamp, event.hlc)
-        return
+        break
       default: {
         const writes = fieldWrites(event)
         if (writes !== null) {
@@ -125,9 +123,15 @@ export class StateRules {
         }
       }
     }
+    if (movesVersion(event.event_type)) {
+      // A link to a feature not created here yet makes no row (an invisible one would read as deleted); its create, later in cursor order, names the version.
+      const entry = event.event_type === 'link_added' ? this.loadStored(event.resource_type, event.resource_id) : this.load(event.resource_type, event.resource_id)
+      if (entry !== null) entry.row.version = event.event_id
+    }
   }
 
-  private load (type: ResourceType, id: string): { row: Record<string, unknown>, clocks: Clocks } {
+  /** The row of an item, as cached or stored; created (at flush) when there is none. */
+  private load (type: ResourceType, id: string, stored?: StateRow): { row: Record<string, unknown>, clocks: Clocks } {
     let entry = this.rows.get(id)
     if (entry !== undefined && !this.dirty.has(id)) {
       // Move to the most recently used end.
@@ -135,9 +139,9 @@ export class StateRules {
       this.rows.set(id, entry)
     }
     if (entry === undefined) {
-      const existing = this.select[type].get(id) as StateRow | undefined
+      const existing = stored ?? this.select[type].get(id) as StateRow | undefined
       const row: Record<string, unknown> = existing === undefined
-        ? { created_at: null, created_by: null, created_hlc: null, updated_at: null, last_write_hlc: 0 }
+        ? { created_at: null, created_by: null, created_hlc: null, updated_at: null, last_write_hlc: 0, version: null }
         : { ...existing }
       for (const f of FIELDS[type]) if (!(f in row)) row[f] = null
       entry = { type, row, clocks: existing === undefined ? {} : JSON.parse(existing.clocks) }
@@ -145,6 +149,13 @@ export class StateRules {
     }
     this.dirty.add(id)
     return entry
+  }
+
+  /** The row of an item that has one (every cached row is written at flush), else null. */
+  private loadStored (type: ResourceType, id: string): { row: Record<string, unknown>, clocks: Clocks } | null {
+    if (this.rows.has(id)) return this.load(type, id)
+    const stored = this.select[type].get(id) as StateRow | undefined
+    return stored === undefined ? null : this.load(type, id, stored)
   }
 
   /** Writes every row touched since the last flush; call before the transaction commits. */

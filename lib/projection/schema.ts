@@ -5,8 +5,10 @@
 import { randomBytes } from 'node:crypto'
 import type { Database } from 'better-sqlite3'
 import { EVENT_TYPES, ID_PREFIXES, RESOURCE_TYPES } from '../events/types.ts'
+import { MOVES_VERSION_SQL, STATE_TABLE } from './resources.ts'
 
-export const SCHEMA_VERSION = 3
+/** 4: each state row keeps its item's version; claim events are indexed by item. */
+export const SCHEMA_VERSION = 4
 
 /**
  * broadcast_events stores each event in its smallest form and derives the
@@ -64,6 +66,8 @@ const STATEMENTS = [
   'CREATE INDEX IF NOT EXISTS idx_broadcast_parent ON broadcast_events(parent_key) WHERE parent_key IS NOT NULL',
   // Which items may hold a live claim (recent claim_added events), without a scan of the trail.
   "CREATE INDEX IF NOT EXISTS idx_broadcast_claims ON broadcast_events(hlc) WHERE event_type = 'claim_added'",
+  // One item's claim events (who holds it), without visiting its other events.
+  "CREATE INDEX IF NOT EXISTS idx_broadcast_claim_events ON broadcast_events(resource_id) WHERE event_type IN ('claim_added', 'claim_released')",
   `CREATE TABLE IF NOT EXISTS features (
     id TEXT PRIMARY KEY,
     title TEXT,
@@ -78,7 +82,8 @@ const STATEMENTS = [
     updated_at TEXT,
     last_write_hlc INTEGER NOT NULL DEFAULT 0,
     deleted_hlc INTEGER,
-    clocks JSON NOT NULL DEFAULT '{}'
+    clocks JSON NOT NULL DEFAULT '{}',
+    version TEXT
   )`,
   'CREATE INDEX IF NOT EXISTS idx_features_track ON features(track_id)',
   // features() lists oldest first and pages by (created_hlc, id).
@@ -92,7 +97,8 @@ const STATEMENTS = [
     created_hlc INTEGER,
     updated_at TEXT,
     last_write_hlc INTEGER NOT NULL DEFAULT 0,
-    clocks JSON NOT NULL DEFAULT '{}'
+    clocks JSON NOT NULL DEFAULT '{}',
+    version TEXT
   )`,
   `CREATE TABLE IF NOT EXISTS spikes (
     id TEXT PRIMARY KEY,
@@ -103,7 +109,8 @@ const STATEMENTS = [
     created_hlc INTEGER,
     updated_at TEXT,
     last_write_hlc INTEGER NOT NULL DEFAULT 0,
-    clocks JSON NOT NULL DEFAULT '{}'
+    clocks JSON NOT NULL DEFAULT '{}',
+    version TEXT
   )`,
   `CREATE TABLE IF NOT EXISTS links (
     event_id TEXT PRIMARY KEY,
@@ -153,9 +160,17 @@ const STATEMENTS = [
   'CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)'
 ]
 
-/** Columns added after version 1, for databases created by it. */
-const UPGRADES: Array<{ table: string, column: string, sql: string }> = [
-  { table: 'writers', column: 'fork', sql: 'ALTER TABLE writers ADD COLUMN fork INTEGER NOT NULL DEFAULT 0' }
+/** Columns added since, for databases created before them; `fill` sets their value in existing rows. */
+const UPGRADES: Array<{ table: string, column: string, sql: string, fill?: string }> = [
+  { table: 'writers', column: 'fork', sql: 'ALTER TABLE writers ADD COLUMN fork INTEGER NOT NULL DEFAULT 0' },
+  // Version 4: what the projector would have written, the item's last event in cursor order that moves it.
+  ...Object.values(STATE_TABLE).map(table => ({
+    table,
+    column: 'version',
+    sql: `ALTER TABLE ${table} ADD COLUMN version TEXT`,
+    fill: `UPDATE ${table} SET version = (SELECT event_id FROM broadcast_events
+      WHERE resource_id = ${table}.id AND ${MOVES_VERSION_SQL} ORDER BY cursor DESC LIMIT 1)`
+  }))
 ]
 
 /** The tables whose content every peer must agree on (cursor and checkpoints are local). */
@@ -178,7 +193,9 @@ export function migrate (db: Database): void {
     for (const sql of STATEMENTS) db.exec(sql)
     for (const up of UPGRADES) {
       const columns = db.prepare(`SELECT name FROM pragma_table_info('${up.table}')`).all() as Array<{ name: string }>
-      if (!columns.some(c => c.name === up.column)) db.exec(up.sql)
+      if (columns.some(c => c.name === up.column)) continue
+      db.exec(up.sql)
+      if (up.fill !== undefined) db.exec(up.fill)
     }
     if (readEpoch(db) === null) newEpoch(db)
     db.pragma(`user_version = ${SCHEMA_VERSION}`)

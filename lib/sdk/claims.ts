@@ -76,6 +76,11 @@ export class ClaimManager {
     return this.reader.held()
   }
 
+  /** The live holders of the given items (a page of them), in one query; unheld items are absent. */
+  holdersOf (ids: readonly string[]): Map<string, ClaimHolder> {
+    return this.reader.holdersOf(ids)
+  }
+
   /**
    * A session reopened (the same session id, so the same log): it is present
    * again, so the claims it still holds are renewed and watched as if just made.

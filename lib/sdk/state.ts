@@ -4,6 +4,7 @@ import type { Database, Statement } from 'better-sqlite3'
 import type { LinkType, Priority, Status } from '../events/types.ts'
 import { CrosscastError } from '../errors.ts'
 import { validateId, validateStatus } from '../events/validate.ts'
+import { STATE_TABLE, stateTableOf } from '../projection/resources.ts'
 
 export interface LinkRecord { event_id: string, linked_feature_id: string, link_type: LinkType, agent_id: string, created_at: string }
 export interface CommentRecord { event_id: string, resource_id: string, comment_text: string, author: string, agent_id: string, session_id: string, created_at: string }
@@ -30,11 +31,14 @@ export interface FeatureQuery { status?: string, track?: string, limit?: number,
 
 /** Most features in one page (features({ limit })). */
 export const MAX_FEATURE_PAGE = 1000
-/** Up to this many features, links are read per feature; beyond, in one query. */
-const LINKS_ONE_BY_ONE = 16
 const LINK_COLUMNS = 'event_id, linked_feature_id, link_type, agent_id, created_at'
+const COMMENT_COLUMNS = 'event_id, resource_id, comment_text, author, agent_id, session_id, created_at'
 const VISIBLE_FEATURE = 'created_hlc IS NOT NULL AND (deleted_hlc IS NULL OR deleted_hlc < last_write_hlc)'
-const FEATURE_COLUMNS = 'id, title, status, description, tags, priority, track_id, created_at, created_by, updated_at'
+const FEATURE_COLUMNS = 'id, title, status, description, tags, priority, track_id, created_at, created_by, updated_at, version'
+const TRACK_COLUMNS = 'id, title, description, created_at, created_by, updated_at, version'
+const SPIKE_COLUMNS = 'id, title, findings, created_at, created_by, updated_at, version'
+/** The ids of a page, bound as one JSON array: one statement whatever the page's size. */
+const IN_IDS = 'IN (SELECT value FROM json_each(?))'
 
 export class StateReader {
   private readonly db: Database
@@ -43,29 +47,36 @@ export class StateReader {
   private readonly trackById: Statement
   private readonly spikeById: Statement
   private readonly trackOfFeature: Statement
-  private readonly versionOf: Statement
+  private readonly versionIn = new Map<string, Statement>()
+  private readonly commentsOfOne: Statement
+  private readonly commentsOfMany: Statement
+  private readonly linksOfMany: Statement
+  /** features() statements by filter shape (status, track, after, limit: at most 16 shapes). */
+  private readonly pages = new Map<string, Statement>()
   private readonly exclusive = new Map<string, Promise<unknown>>()
 
   constructor (db: Database) {
     this.db = db
     this.featureById = db.prepare(`SELECT ${FEATURE_COLUMNS} FROM features WHERE id = ? AND ${VISIBLE_FEATURE}`)
     this.linksOf = db.prepare(`SELECT ${LINK_COLUMNS} FROM links WHERE feature_id = ? ORDER BY hlc, event_id`)
-    this.trackById = db.prepare('SELECT id, title, description, created_at, created_by, updated_at FROM tracks WHERE id = ? AND created_hlc IS NOT NULL')
-    this.spikeById = db.prepare('SELECT id, title, findings, created_at, created_by, updated_at FROM spikes WHERE id = ? AND created_hlc IS NOT NULL')
+    this.trackById = db.prepare(`SELECT ${TRACK_COLUMNS} FROM tracks WHERE id = ? AND created_hlc IS NOT NULL`)
+    this.spikeById = db.prepare(`SELECT ${SPIKE_COLUMNS} FROM spikes WHERE id = ? AND created_hlc IS NOT NULL`)
     this.trackOfFeature = db.prepare('SELECT track_id FROM features WHERE id = ?')
-    // Comments and claims leave the item as an update would overwrite it: they do not move its version.
-    this.versionOf = db.prepare(`SELECT event_id FROM broadcast_events
-      WHERE resource_id = ? AND event_type NOT IN ('comment_added', 'claim_added', 'claim_released')
-      ORDER BY cursor DESC LIMIT 1`)
+    for (const table of Object.values(STATE_TABLE)) this.versionIn.set(table, db.prepare(`SELECT version FROM ${table} WHERE id = ?`).pluck())
+    this.commentsOfOne = db.prepare(`SELECT ${COMMENT_COLUMNS} FROM comments WHERE resource_id = ? ORDER BY hlc, event_id`)
+    this.commentsOfMany = db.prepare(`SELECT ${COMMENT_COLUMNS} FROM comments WHERE resource_id ${IN_IDS} ORDER BY resource_id, hlc, event_id`)
+    this.linksOfMany = db.prepare(`SELECT feature_id, ${LINK_COLUMNS} FROM links WHERE feature_id ${IN_IDS} ORDER BY feature_id, hlc, event_id`)
   }
 
   /**
    * An item's version: the id of the last event applied to it on this node
    * (in this node's order, so two nodes may name different versions of the
-   * same content; compare a version with the node it was read from).
+   * same content; compare a version with the node it was read from). The
+   * projector keeps it in the item's row (see projection/resources.ts).
    */
   version (id: string): string | null {
-    return (this.versionOf.get(id) as { event_id: string } | undefined)?.event_id ?? null
+    const table = stateTableOf(id)
+    return table === null ? null : (this.versionIn.get(table)!.get(id) as string | null | undefined) ?? null
   }
 
   /**
@@ -113,47 +124,41 @@ export class StateReader {
     let limit = ''
     if (query.limit !== undefined) {
       if (!Number.isInteger(query.limit) || query.limit < 1 || query.limit > MAX_FEATURE_PAGE) throw new CrosscastError('INVALID_OPTION', `limit must be an integer from 1 to ${MAX_FEATURE_PAGE}, got ${String(query.limit)}`, { field: 'limit' })
-      limit = ` LIMIT ${query.limit}`
+      limit = ' LIMIT ?'
+      params.push(query.limit)
     }
-    const page = `SELECT ${FEATURE_COLUMNS} FROM features WHERE ${where.join(' AND ')} ORDER BY created_hlc, id${limit}`
-    const rows = this.db.prepare(page).all(...params) as Array<Record<string, unknown>>
-    if (rows.length <= LINKS_ONE_BY_ONE) return rows.map(row => this.toFeature(row))
-    // Many features: their links in one query rather than one per feature.
-    const links = new Map<string, LinkRecord[]>()
-    for (const link of this.db.prepare(`SELECT feature_id, ${LINK_COLUMNS} FROM links WHERE feature_id IN (SELECT id FROM (${page})) ORDER BY feature_id, hlc, event_id`).all(...params) as Array<LinkRecord & { feature_id: string }>) {
-      const { feature_id: featureId, ...record } = link
-      let list = links.get(featureId)
-      if (list === undefined) links.set(featureId, list = [])
-      list.push(record)
-    }
+    const sql = `SELECT ${FEATURE_COLUMNS} FROM features WHERE ${where.join(' AND ')} ORDER BY created_hlc, id${limit}`
+    let page = this.pages.get(sql)
+    if (page === undefined) this.pages.set(sql, page = this.db.prepare(sql))
+    const rows = page.all(...params) as Array<Record<string, unknown>>
+    // The page's links in one query rather than one per feature.
+    const links = byItem(this.linksOfMany.all(JSON.stringify(rows.map(row => row.id))) as Array<LinkRecord & { feature_id: string }>, l => l.feature_id, ({ feature_id: _, ...link }) => link)
     return rows.map(row => this.toFeature(row, links.get(row.id as string) ?? []))
   }
 
   track (id: string): TrackRecord | null {
-    const row = this.trackById.get(id) as Omit<TrackRecord, 'version'> | undefined
-    return row === undefined ? null : this.withVersion(row)
+    return (this.trackById.get(id) as TrackRecord | undefined) ?? null
   }
 
   tracks (): TrackRecord[] {
-    return (this.db.prepare('SELECT id, title, description, created_at, created_by, updated_at FROM tracks WHERE created_hlc IS NOT NULL ORDER BY created_hlc, id').all() as Array<Omit<TrackRecord, 'version'>>).map(r => this.withVersion(r))
+    return this.db.prepare(`SELECT ${TRACK_COLUMNS} FROM tracks WHERE created_hlc IS NOT NULL ORDER BY created_hlc, id`).all() as TrackRecord[]
   }
 
   spike (id: string): SpikeRecord | null {
-    const row = this.spikeById.get(id) as Omit<SpikeRecord, 'version'> | undefined
-    return row === undefined ? null : this.withVersion(row)
+    return (this.spikeById.get(id) as SpikeRecord | undefined) ?? null
   }
 
   spikes (): SpikeRecord[] {
-    return (this.db.prepare('SELECT id, title, findings, created_at, created_by, updated_at FROM spikes WHERE created_hlc IS NOT NULL ORDER BY created_hlc, id').all() as Array<Omit<SpikeRecord, 'version'>>).map(r => this.withVersion(r))
-  }
-
-  private withVersion<R extends { id: string }> (row: R): R & { version: string } {
-    // A visible item has at least the event that created it.
-    return { ...row, version: this.version(row.id) as string }
+    return this.db.prepare(`SELECT ${SPIKE_COLUMNS} FROM spikes WHERE created_hlc IS NOT NULL ORDER BY created_hlc, id`).all() as SpikeRecord[]
   }
 
   comments (resourceId: string): CommentRecord[] {
-    return this.db.prepare('SELECT event_id, resource_id, comment_text, author, agent_id, session_id, created_at FROM comments WHERE resource_id = ? ORDER BY hlc, event_id').all(resourceId) as CommentRecord[]
+    return this.commentsOfOne.all(resourceId) as CommentRecord[]
+  }
+
+  /** The comments of many items (a page) in one query, oldest first per item; items without any are absent. */
+  commentsOf (ids: readonly string[]): Map<string, CommentRecord[]> {
+    return byItem(this.commentsOfMany.all(JSON.stringify(ids)) as CommentRecord[], c => c.resource_id, c => c)
   }
 
   conflicts (resourceId?: string): ConflictRecord[] {
@@ -176,11 +181,32 @@ export class StateReader {
   }
 
   private toFeature (row: Record<string, unknown>, links?: LinkRecord[]): FeatureRecord {
+    // Field by field rather than a spread of the row: a page builds a hundred of these.
     return {
-      ...(row as unknown as FeatureRecord),
+      id: row.id as string,
+      title: row.title as string,
+      status: row.status as Status,
+      description: row.description as string | null,
       tags: row.tags === null ? [] : JSON.parse(row.tags as string),
+      priority: row.priority as Priority | null,
+      track_id: row.track_id as string | null,
+      created_at: row.created_at as string,
+      created_by: row.created_by as string,
+      updated_at: row.updated_at as string,
       links: links ?? this.linksOf.all(row.id) as LinkRecord[],
-      version: this.version(row.id as string) as string
+      version: row.version as string
     }
   }
+}
+
+/** Rows grouped by the item they belong to, in row order. */
+function byItem<R, T> (rows: R[], idOf: (row: R) => string, record: (row: R) => T): Map<string, T[]> {
+  const out = new Map<string, T[]>()
+  for (const row of rows) {
+    const id = idOf(row)
+    let list = out.get(id)
+    if (list === undefined) out.set(id, list = [])
+    list.push(record(row))
+  }
+  return out
 }
