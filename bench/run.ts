@@ -64,7 +64,7 @@
 // (spawnPeer / servePeer) and bench/lib/tracker.ts the same way.
 //
 // Env: BENCH_RUNS, BENCH_QUICK=1, BENCH_ONLY=crosscast,hypercore,autobase,ws,socketio,automerge
-// (any subset; a crosscast module also by its name: local, replication, gateway, claims, connect, agents, history, room, writers,
+// (any subset; a crosscast module also by its name: local, append, replication, gateway, claims, connect, agents, history, room, writers, nat,
 // or by its key, e.g. crosscast:gateway.ts), BENCH_CLIENTS, BENCH_LARGE_CLIENTS, BENCH_CPU_PROF (bench/gateway.ts),
 // BENCH_MW_EVENTS, BENCH_CHANGES, BENCH_CONNECT_ROUNDS, BENCH_HYPERDHT_BASELINE, HISTORY_EVENTS, HISTORY_ITEMS,
 // BENCH_ROOM_NODES, BENCH_ROOM_PROCESSES, BENCH_ROOM_MAX_PEERS, BENCH_ROOM_EVENTS, BENCH_ROOM_RUNS, BENCH_ROOM_MESH=0,
@@ -84,7 +84,7 @@ import { baselines as connectBaselines } from './connect.ts'
 
 interface Entry { key: string, system: string, run: (ctx: BenchContext) => Promise<FigureSet> }
 
-const CROSSCAST_MODULES = ['local.ts', 'append.ts', 'replication.ts', 'gateway.ts', 'claims.ts', 'connect.ts', 'agents.ts', 'history.ts', 'room.ts', 'writers.ts']
+const CROSSCAST_MODULES = ['local.ts', 'append.ts', 'replication.ts', 'gateway.ts', 'claims.ts', 'connect.ts', 'agents.ts', 'history.ts', 'room.ts', 'writers.ts', 'nat.ts']
 const MODULE_TIME_LIMIT_MS = 45 * 60_000
 
 async function crosscastEntries (errors: string[]): Promise<Entry[]> {
