@@ -465,7 +465,7 @@ export class Crosscast extends EventEmitter implements Writer {
   }
 
   private stamp (resourceId: string, eventId: string): { hlc: number, parent: string | null } {
-    let parent = this.lastSeen.get(resourceId)
+    let parent = this.lastSeen.peek(resourceId)
     if (parent === undefined) {
       const row = this.latestOnResource.get(resourceId) as { event_id: string } | undefined
       parent = row?.event_id ?? null
