@@ -49,7 +49,7 @@ export function fieldWrites (event: Pick<BroadcastEvent, 'event_type' | 'payload
     case 'track_updated':
     case 'spike_updated': {
       const out: Record<string, unknown> = {}
-      for (const [k, v] of Object.entries(p)) out[k] = k === 'tags' ? JSON.stringify(v) : v
+      for (const k in p) out[k] = k === 'tags' ? JSON.stringify(p[k]) : p[k]
       return out
     }
     case 'status_changed':
