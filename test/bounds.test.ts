@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto'
 import type { EventDraft } from '../lib/index.ts'
 import { openNode, until } from './helpers/node.ts'
 import { startGateway, post } from './helpers/gateway.ts'
+import { LruMap } from '../lib/sdk/bounded.ts'
 
 const as = (session: string): Record<string, string> => ({ 'x-agent-id': 'agent', 'x-session-id': session })
 
@@ -51,4 +52,21 @@ test('bounded memory: refused writers are counted exactly but remembered only up
   t.is(cc.status().rejected.writers, 3000, 'status() counts every refused writer')
   const remembered = (cc as unknown as { registry: { rejected: { size: number } } }).registry.rejected.size
   t.ok(remembered <= 1024, `${remembered} refused writers held in memory`)
+})
+
+test('bounded memory: an LRU holds at most its cap, keeps what was used recently (null values too) and forgets the rest', (t) => {
+  const lru = new LruMap<string, string | null>(100)
+  lru.set('kept', null)
+  for (let i = 0; i < 10_000; i++) {
+    lru.set(`k${i}`, `v${i}`)
+    if (i % 40 === 0) t.is(lru.get('kept'), null, i === 0 ? 'a null value is held, not read as missing' : undefined)
+    if (lru.size > 100) t.fail(`${lru.size} entries held, over the cap of 100`)
+  }
+  t.is(lru.size <= 100, true, `${lru.size} entries held after 10,001 were set`)
+  t.is(lru.peek('kept'), null, 'an entry read every 40 sets is still held')
+  t.is(lru.has('k0'), false, 'an entry not used since is forgotten')
+  for (let i = 9_950; i < 10_000; i++) if (lru.peek(`k${i}`) !== `v${i}`) t.fail(`k${i}, among the 50 most recent, was forgotten`)
+  t.is(lru.get('k9999'), 'v9999', 'the most recent entry is held')
+  lru.clear()
+  t.is(lru.size, 0)
 })

@@ -325,3 +325,29 @@ test('a database in the previous layout (schema 2) is rebuilt from the logs on o
   t.is(contentHash(again.db), before, 'identical content after the rebuild')
   t.is((await again.features.list({ status: 'done' })).length, 20)
 })
+
+test('status changes keep a feature\'s track and creation order, a move to another track is stored, and both survive a reopen', async (t) => {
+  const storage = await t.tmp()
+  const a = await Crosscast.open({ storage, agent: 'claude', sessionId: 'sess-1', swarm: false, lan: false })
+  const first = await a.features.create('first').setTrack('trk-aaaaaaaa').save()
+  const second = await a.features.create('second').setTrack('trk-aaaaaaaa').save()
+  for (const status of ['in_progress', 'blocked', 'done'] as const) {
+    first.status = status
+    await first.save()
+  }
+  second.trackId = 'trk-bbbbbbbb'
+  await second.save()
+  second.status = 'done'
+  await second.save()
+  const check = async (cc: Crosscast, when: string): Promise<void> => {
+    t.alike((await cc.features.list({ track: 'trk-aaaaaaaa' })).map(f => [f.id, f.status]), [[first.id, 'done']], `${when}: track a holds the first, done`)
+    t.alike((await cc.features.list({ track: 'trk-bbbbbbbb' })).map(f => [f.id, f.status]), [[second.id, 'done']], `${when}: track b holds the moved one`)
+    t.alike((await cc.features.list()).map(f => f.id), [first.id, second.id], `${when}: oldest first`)
+    t.alike((await cc.features.list({ limit: 1, after: first.id })).map(f => f.id), [second.id], `${when}: a page after the first`)
+  }
+  await check(a, 'live')
+  await a.close()
+  const b = await Crosscast.open({ storage, agent: 'claude', sessionId: 'sess-1', swarm: false, lan: false })
+  t.teardown(() => b.close())
+  await check(b, 'reopened')
+})

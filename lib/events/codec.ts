@@ -66,9 +66,9 @@ interface EncodedEvent {
   payload: Uint8Array
 }
 
-function prepare (event: WireEvent): EncodedEvent {
+function prepare (event: WireEvent, payloadJson: string | undefined): EncodedEvent {
   const dash = event.resource_id.indexOf('-')
-  const json = Buffer.from(JSON.stringify(event.payload))
+  const json = Buffer.from(payloadJson ?? JSON.stringify(event.payload))
   const compress = json.byteLength >= COMPRESS_THRESHOLD
   const label = event.resource_id.slice(dash + 1)
   const generated = GENERATED_SUFFIX.test(label)
@@ -89,9 +89,9 @@ function prepare (event: WireEvent): EncodedEvent {
   }
 }
 
-/** Encodes events that were already validated by the writer. */
-export function encodeBlock (sessionId: string, events: WireEvent[]): Buffer {
-  const prepared = events.map(prepare)
+/** Encodes events that were already validated by the writer; `payloads`: each one's payload already serialized (JSON.stringify). */
+export function encodeBlock (sessionId: string, events: WireEvent[], payloads?: string[]): Buffer {
+  const prepared = events.map((event, i) => prepare(event, payloads?.[i]))
   // Version 3 adds nothing an event block needs: events go out as version 1 or 2, which older peers read.
   const version = prepared.every(e => e.type < TYPES_IN_VERSION[1]) ? 1 : 2
   const state = c.state()

@@ -8,6 +8,7 @@ import type Hypercore from 'hypercore'
 import { encodeBlock, encodeEndBlock } from '../events/codec.ts'
 import { eventIdAt, eventIdPrefix } from '../events/ids.ts'
 import type { EventDraft, WireEvent, BroadcastEvent } from '../events/types.ts'
+import type { HintedBlock } from '../projection/projector.ts'
 import { CrosscastError } from '../errors.ts'
 
 export const DEFAULT_MAX_BLOCK_EVENTS = 512
@@ -32,7 +33,7 @@ export interface SessionLogOptions {
 /** What a session log hands its blocks to (the writer's WriterFeed). */
 export interface BlockSink {
   /** The block at `seq` is about to be appended: its events ride along as a cache hint, so the feed need not read and decode it. */
-  hint (seq: number, sessionId: string, events: WireEvent[], ended?: boolean): void
+  hint (seq: number, block: HintedBlock): void
   /** Its append failed: drop the hint. */
   forget (seq: number): void
   /** Resolves once the (durable) block at `seq` is projected; never rejects. */
@@ -41,7 +42,8 @@ export interface BlockSink {
 
 interface Waiter { start: number, count: number, resolve: (events: BroadcastEvent[]) => void, reject: (err: Error) => void }
 
-interface Batch { seq: number, events: WireEvent[], bytes: number, waiters: Waiter[], end?: true }
+/** `payloads`: each event's payload serialized once, for its size here, its encoding and its SQLite row. */
+interface Batch { seq: number, events: WireEvent[], payloads: string[], bytes: number, waiters: Waiter[], end?: true }
 
 /** One core.append of consecutive batches: `durable` once hypercore's write batch holding them is applied, `appended` once its call returns. */
 interface Append { batches: Batch[], durable: Promise<void>, appended: Promise<unknown> }
@@ -91,10 +93,11 @@ export class SessionLog {
   write (drafts: EventDraft[]): Promise<BroadcastEvent[]> {
     if (this.core.closing !== null || this.core.closed) return Promise.reject(new CrosscastError('CLOSED', 'the session log is closed'))
     if (this.nextSeq < 0) this.nextSeq = this.core.length
-    const bytes = drafts.reduce((n, d) => n + EVENT_OVERHEAD_BYTES + JSON.stringify(d.payload).length, 0)
+    const payloads = drafts.map(d => JSON.stringify(d.payload))
+    const bytes = payloads.reduce((n, json) => n + EVENT_OVERHEAD_BYTES + json.length, 0)
     let batch = this.open
     if (batch === null || batch.events.length + drafts.length > this.maxEvents || (batch.bytes + bytes > this.maxBytes && batch.events.length > 0)) {
-      batch = { seq: this.nextSeq++, events: [], bytes: 0, waiters: [] }
+      batch = { seq: this.nextSeq++, events: [], payloads: [], bytes: 0, waiters: [] }
       this.open = batch
       this.queue.push(batch)
     }
@@ -105,6 +108,7 @@ export class SessionLog {
       const eventId = eventIdAt(this.idPrefix, batch.seq, start + i)
       const { hlc, parent } = this.opts.stamp(draft.resource_id, eventId)
       batch.events.push({ event_type: draft.event_type, resource_id: draft.resource_id, agent_id: draft.agent_id ?? this.agentId, hlc, parent, payload: draft.payload })
+      batch.payloads.push(payloads[i])
     }
     batch.bytes += bytes
     const promise = new Promise<BroadcastEvent[]>((resolve, reject) => {
@@ -130,7 +134,7 @@ export class SessionLog {
   end (): Promise<void> {
     if (this.core.closing !== null || this.core.closed) return Promise.reject(new CrosscastError('CLOSED', 'the session log is closed'))
     if (this.nextSeq < 0) this.nextSeq = this.core.length
-    const batch: Batch = { seq: this.nextSeq++, events: [], bytes: 0, waiters: [], end: true }
+    const batch: Batch = { seq: this.nextSeq++, events: [], payloads: [], bytes: 0, waiters: [], end: true }
     this.open = null
     this.queue.push(batch)
     const promise = new Promise<void>((resolve, reject) => {
@@ -189,8 +193,8 @@ export class SessionLog {
     const last = batches[batches.length - 1].seq
     let appended: Promise<unknown>
     try {
-      const blocks = batches.map(batch => batch.end === true ? encodeEndBlock(this.sessionId) : encodeBlock(this.sessionId, batch.events))
-      for (const batch of batches) this.opts.sink.hint(batch.seq, this.sessionId, batch.events, batch.end)
+      const blocks = batches.map(batch => batch.end === true ? encodeEndBlock(this.sessionId) : encodeBlock(this.sessionId, batch.events, batch.payloads))
+      for (const batch of batches) this.opts.sink.hint(batch.seq, batch.end === true ? { sessionId: this.sessionId, events: batch.events, ended: true } : { sessionId: this.sessionId, events: batch.events, payloads: batch.payloads })
       appended = this.core.append(blocks)
     } catch (err) {
       appended = Promise.reject(err)

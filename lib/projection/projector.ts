@@ -22,7 +22,16 @@ export interface BlockInput {
   seq: number
   block: Uint8Array
   /** Already-decoded events, when the caller is the writer that just encoded them (a cache hint: checked like any block). */
-  decoded?: { sessionId: string, events: WireEvent[], ended?: boolean }
+  decoded?: HintedBlock
+}
+
+/** A block's events as its writer encoded them. */
+export interface HintedBlock {
+  sessionId: string
+  events: WireEvent[]
+  ended?: boolean
+  /** Each event's payload as the JSON text the writer encoded, so it is not serialized again for its row. */
+  payloads?: string[]
 }
 
 /**
@@ -321,6 +330,7 @@ export class Projector {
       }
       sessionId = decoded.sessionId
       const events = decoded.events
+      const payloads = decoded.payloads
       const blockStart = added.length
       // Parameters of each insert statement, INSERT_CHUNK rows each, built in place.
       const chunks: unknown[][] = []
@@ -329,7 +339,7 @@ export class Projector {
         const event = wireToEvent(writer, input.seq, idx, decoded.sessionId, wire, this.nextCursor + idx)
         const parentKey = wire.parent === null ? null : Buffer.from(wire.parent, 'hex')
         if (idx % INSERT_CHUNK === 0) chunks.push([])
-        chunks[chunks.length - 1].push(event.cursor, writerKey, input.seq, idx, TYPE_CODES[event.event_type], event.resource_id, event.agent_id, event.session_id, JSON.stringify(event.payload), event.hlc, parentKey)
+        chunks[chunks.length - 1].push(event.cursor, writerKey, input.seq, idx, TYPE_CODES[event.event_type], event.resource_id, event.agent_id, event.session_id, payloads === undefined ? JSON.stringify(event.payload) : payloads[idx], event.hlc, parentKey)
         added.push(event)
         parents.push(parentKey)
       }

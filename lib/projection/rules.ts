@@ -15,6 +15,13 @@ interface StateRow { clocks: string, created_hlc: number | null, last_write_hlc:
 
 /** Rows per upsert statement (14 parameters each at most). */
 const UPSERT_CHUNK = 64
+/**
+ * Columns of a state row that indexes hold (features: idx_features_track and
+ * idx_features_created). An upsert that sets them rewrites their index entries
+ * even to the same values, dirtying one leaf per index per row, so a row whose
+ * stored values of these are unchanged is upserted without them.
+ */
+const INDEXED_COLUMNS: Record<ResourceType, readonly string[]> = { feature: ['track_id', 'created_hlc'], track: [], spike: [] }
 /** State rows kept in memory between transactions (a few hundred bytes each). */
 const ROW_CACHE_SIZE = 10_000
 
@@ -49,7 +56,7 @@ export function fieldWrites (event: Pick<BroadcastEvent, 'event_type' | 'payload
     case 'track_updated':
     case 'spike_updated': {
       const out: Record<string, unknown> = {}
-      for (const [k, v] of Object.entries(p)) out[k] = k === 'tags' ? JSON.stringify(v) : v
+      for (const k in p) out[k] = k === 'tags' ? JSON.stringify(p[k]) : p[k]
       return out
     }
     case 'status_changed':
@@ -59,11 +66,21 @@ export function fieldWrites (event: Pick<BroadcastEvent, 'event_type' | 'payload
   }
 }
 
+interface RowEntry {
+  type: ResourceType
+  row: Record<string, unknown>
+  clocks: Clocks
+  /** The INDEXED_COLUMNS values as stored, when the row is stored. */
+  stored?: unknown[]
+}
+
 export class StateRules {
   private readonly select: Record<ResourceType, Statement>
   private readonly db: Database
   /** Each state table's upserted columns, id first. */
   private readonly columns: Record<ResourceType, string[]>
+  /** The columns an upsert of a row that exists sets when its indexed columns keep their stored values. */
+  private readonly unindexed: Record<ResourceType, string[]>
   /** Multi-row upserts by table and row count. */
   private readonly upserts = new Map<string, Statement>()
   private readonly tombstone: Statement
@@ -77,17 +94,19 @@ export class StateRules {
    * SQLite once, and a block of hundreds of events on a few features writes
    * each row once (at flush).
    */
-  private readonly rows = new Map<string, { type: ResourceType, row: Record<string, unknown>, clocks: Clocks }>()
+  private readonly rows = new Map<string, RowEntry>()
   private readonly dirty = new Set<string>()
 
   constructor (db: Database) {
     this.db = db
     this.select = {} as Record<ResourceType, Statement>
     this.columns = {} as Record<ResourceType, string[]>
+    this.unindexed = {} as Record<ResourceType, string[]>
     for (const type of ['feature', 'track', 'spike'] as const) {
       const all = [...FIELDS[type], 'created_at', 'created_by', 'created_hlc', 'updated_at', 'last_write_hlc', 'clocks', 'version']
       this.select[type] = db.prepare(`SELECT ${all.join(', ')} FROM ${TABLE[type]} WHERE id = ?`)
       this.columns[type] = ['id', ...all]
+      this.unindexed[type] = all.filter(c => !INDEXED_COLUMNS[type].includes(c))
     }
     this.tombstone = db.prepare(
       `INSERT INTO features (id, deleted_hlc) VALUES (?, ?)
@@ -131,7 +150,7 @@ export class StateRules {
   }
 
   /** The row of an item, as cached or stored; created (at flush) when there is none. */
-  private load (type: ResourceType, id: string, stored?: StateRow): { row: Record<string, unknown>, clocks: Clocks } {
+  private load (type: ResourceType, id: string, stored?: StateRow): RowEntry {
     let entry = this.rows.get(id)
     if (entry !== undefined && !this.dirty.has(id)) {
       // Move to the most recently used end.
@@ -145,6 +164,7 @@ export class StateRules {
         : { ...existing }
       for (const f of FIELDS[type]) if (!(f in row)) row[f] = null
       entry = { type, row, clocks: existing === undefined ? {} : JSON.parse(existing.clocks) }
+      if (existing !== undefined) entry.stored = INDEXED_COLUMNS[type].map(c => existing[c])
       this.rows.set(id, entry)
     }
     this.dirty.add(id)
@@ -152,7 +172,7 @@ export class StateRules {
   }
 
   /** The row of an item that has one (every cached row is written at flush), else null. */
-  private loadStored (type: ResourceType, id: string): { row: Record<string, unknown>, clocks: Clocks } | null {
+  private loadStored (type: ResourceType, id: string): RowEntry | null {
     if (this.rows.has(id)) return this.load(type, id)
     const stored = this.select[type].get(id) as StateRow | undefined
     return stored === undefined ? null : this.load(type, id, stored)
@@ -161,11 +181,21 @@ export class StateRules {
   /** Writes every row touched since the last flush; call before the transaction commits. */
   flush (): void {
     const values: Record<ResourceType, unknown[]> = { feature: [], track: [], spike: [] }
+    // Rows stored with the indexed values they still have: upserted without setting those.
+    const unindexed: Record<ResourceType, unknown[]> = { feature: [], track: [], spike: [] }
     for (const id of this.dirty) {
-      const { type, row, clocks } = this.rows.get(id)!
-      for (const column of this.columns[type]) values[type].push(column === 'id' ? id : column === 'clocks' ? canonicalJson(clocks) : row[column])
+      const entry = this.rows.get(id)!
+      const { type, row, clocks } = entry
+      const indexed = INDEXED_COLUMNS[type]
+      const keep = entry.stored !== undefined && indexed.every((c, i) => row[c] === entry.stored![i])
+      const out = keep && indexed.length > 0 ? unindexed[type] : values[type]
+      for (const column of this.columns[type]) out.push(column === 'id' ? id : column === 'clocks' ? canonicalJson(clocks) : row[column])
+      entry.stored = indexed.map(c => row[c])
     }
-    for (const type of RESOURCE_TYPES) this.upsertRows(type, values[type])
+    for (const type of RESOURCE_TYPES) {
+      this.upsertRows(type, values[type], this.columns[type].slice(1))
+      this.upsertRows(type, unindexed[type], this.unindexed[type])
+    }
     this.dirty.clear()
     for (const id of this.rows.keys()) {
       if (this.rows.size <= ROW_CACHE_SIZE) break
@@ -174,18 +204,19 @@ export class StateRules {
   }
 
   /** One statement per UPSERT_CHUNK rows: a block of creates touches hundreds of rows. */
-  private upsertRows (type: ResourceType, values: unknown[]): void {
+  private upsertRows (type: ResourceType, values: unknown[], updated: string[]): void {
     const width = this.columns[type].length
     const count = values.length / width
     for (let start = 0; start < count; start += UPSERT_CHUNK) {
       const n = Math.min(UPSERT_CHUNK, count - start)
-      let stmt = this.upserts.get(`${type}:${n}`)
+      const key = `${type}:${n}:${updated.length}`
+      let stmt = this.upserts.get(key)
       if (stmt === undefined) {
         const columns = this.columns[type]
         const one = `(${columns.map(() => '?').join(', ')})`
         stmt = this.db.prepare(`INSERT INTO ${TABLE[type]} (${columns.join(', ')}) VALUES ${new Array(n).fill(one).join(', ')}
-          ON CONFLICT(id) DO UPDATE SET ${columns.slice(1).map(c => `${c} = excluded.${c}`).join(', ')}`)
-        this.upserts.set(`${type}:${n}`, stmt)
+          ON CONFLICT(id) DO UPDATE SET ${updated.map(c => `${c} = excluded.${c}`).join(', ')}`)
+        this.upserts.set(key, stmt)
       }
       stmt.run(values.slice(start * width, (start + n) * width))
     }

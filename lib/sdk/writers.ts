@@ -7,9 +7,9 @@
 import type Corestore from 'corestore'
 import type Hypercore from 'hypercore'
 import { decodeBlock, HARD_MAX_PAYLOAD_BYTES } from '../events/codec.ts'
-import type { BroadcastEvent, WireEvent } from '../events/types.ts'
+import type { BroadcastEvent } from '../events/types.ts'
 import type { BlockSink } from '../log/session-log.ts'
-import { wireToEvent, type Projector, type BlockInput, type Hold, type ApplyOutcome, type WriterBlocks } from '../projection/projector.ts'
+import { wireToEvent, type Projector, type BlockInput, type Hold, type ApplyOutcome, type WriterBlocks, type HintedBlock } from '../projection/projector.ts'
 import { clearProjection } from '../projection/schema.ts'
 import type { Logger } from '../logger.ts'
 import { LruMap } from './bounded.ts'
@@ -89,7 +89,6 @@ export class ProjectionBatch {
   }
 }
 
-interface Hint { sessionId: string, events: WireEvent[], ended?: boolean }
 interface Waiter { resolve: (events: BroadcastEvent[]) => void }
 
 /** Feeds one core's blocks to the projector, from its checkpoint to its contiguous length. */
@@ -100,7 +99,7 @@ export class WriterFeed implements BlockSink {
   private readonly batch: ProjectionBatch
   private readonly logger: Logger
   private readonly onDistrust: (feed: WriterFeed, distrust: Distrust) => void
-  private readonly hints = new Map<number, Hint>()
+  private readonly hints = new Map<number, HintedBlock>()
   /**
    * Events of own blocks projected before their save asked for them (the feed
    * runs on the core's append event, often before the append's promise
@@ -142,8 +141,8 @@ export class WriterFeed implements BlockSink {
 
   // ---- the local writer's side (BlockSink) ----
 
-  hint (seq: number, sessionId: string, events: WireEvent[], ended?: boolean): void {
-    this.hints.set(seq, ended === true ? { sessionId, events, ended } : { sessionId, events })
+  hint (seq: number, block: HintedBlock): void {
+    this.hints.set(seq, block)
   }
 
   forget (seq: number): void {
