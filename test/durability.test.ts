@@ -111,3 +111,30 @@ test('durability: a save that resolved survives a SIGKILL at that very moment (t
     }
   }
 })
+
+// A fault at COMMIT, after the state rows were written inside the transaction: a deferred foreign key
+// that a temp trigger violates on every update of a feature row is checked only when the transaction commits.
+const BREAK_COMMIT = [
+  'PRAGMA foreign_keys = ON',
+  'CREATE TEMP TABLE fault_parent (id INTEGER PRIMARY KEY)',
+  'CREATE TEMP TABLE fault_child (parent INTEGER REFERENCES fault_parent(id) DEFERRABLE INITIALLY DEFERRED)',
+  'CREATE TEMP TRIGGER commit_fault AFTER UPDATE ON features BEGIN INSERT INTO fault_child VALUES (1); END'
+]
+const HEAL_COMMIT = ['DROP TRIGGER commit_fault', 'DROP TABLE fault_child', 'DROP TABLE fault_parent', 'PRAGMA foreign_keys = OFF']
+
+test('durability: a commit that fails after the state rows were written leaves no stale state behind; the retry stores the update', async (t) => {
+  const cc = await openNode(t)
+  const moved = await cc.features.create('moves track').setTrack('trk-aaaaaaaa').save()
+  for (const sql of BREAK_COMMIT) cc.db.exec(sql)
+  moved.trackId = 'trk-bbbbbbbb'
+  moved.status = 'in_progress'
+  const pending = moved.save()
+  await until(() => (cc.status().writers[0].lastError ?? '').includes('FOREIGN KEY'), 5000, 'the commit to fail')
+  t.alike((await cc.features.list({ track: 'trk-bbbbbbbb' })).map(f => f.id), [], 'nothing of the failed transaction is visible')
+  for (const sql of HEAL_COMMIT) cc.db.exec(sql)
+  await pending
+  const stored = cc.db.prepare('SELECT track_id, status FROM features WHERE id = ?').get(moved.id)
+  t.alike(stored, { track_id: 'trk-bbbbbbbb', status: 'in_progress' }, 'the retried projection stored the new track and status')
+  t.alike((await cc.features.list({ track: 'trk-bbbbbbbb' })).map(f => [f.id, f.status]), [[moved.id, 'in_progress']], 'reads by the new track find it')
+  t.alike((await cc.features.list({ track: 'trk-aaaaaaaa' })).map(f => f.id), [], 'and not under the old one')
+})

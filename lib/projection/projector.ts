@@ -273,6 +273,7 @@ export class Projector {
         for (const group of groups) results.push(this.applyWriter(group))
         this.rules.flush()
       })()
+      this.rules.committed()
     } catch (err) {
       this.rules.discard()
       this.nextCursor = startCursor

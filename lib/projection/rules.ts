@@ -96,6 +96,8 @@ export class StateRules {
    */
   private readonly rows = new Map<string, RowEntry>()
   private readonly dirty = new Set<string>()
+  /** Rows written by flush() whose transaction has not committed yet: a failed COMMIT must drop them too. */
+  private readonly uncommitted = new Set<string>()
 
   constructor (db: Database) {
     this.db = db
@@ -196,6 +198,7 @@ export class StateRules {
       this.upsertRows(type, values[type], this.columns[type].slice(1))
       this.upsertRows(type, unindexed[type], this.unindexed[type])
     }
+    for (const id of this.dirty) this.uncommitted.add(id)
     this.dirty.clear()
     for (const id of this.rows.keys()) {
       if (this.rows.size <= ROW_CACHE_SIZE) break
@@ -225,13 +228,21 @@ export class StateRules {
   /** The transaction rolled back: rows it touched are stale, read them again next time. */
   discard (): void {
     for (const id of this.dirty) this.rows.delete(id)
+    for (const id of this.uncommitted) this.rows.delete(id)
     this.dirty.clear()
+    this.uncommitted.clear()
+  }
+
+  /** The transaction that flushed the cached rows committed: they are what is stored. */
+  committed (): void {
+    this.uncommitted.clear()
   }
 
   /** The tables were cleared (reindex). */
   reset (): void {
     this.rows.clear()
     this.dirty.clear()
+    this.uncommitted.clear()
   }
 
   private writeFields (event: BroadcastEvent, writes: Record<string, unknown>): void {
