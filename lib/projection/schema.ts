@@ -57,11 +57,32 @@ export function eventIdParams (eventId: string): [string] {
 /** The stored columns of broadcast_events, in the projector's insert order. */
 export const STORED_EVENT_COLUMNS = ['cursor', 'writer_key', 'seq', 'idx', 'type_code', 'resource_id', 'agent_id', 'session_id', 'payload', 'hlc', 'parent_key'] as const
 
+/**
+ * Secondary indexes that only readers use: the projector never looks anything
+ * up through them while it inserts (it needs the event-id index for ON CONFLICT
+ * and the parent index for sibling lookups), and no statement names them in
+ * INDEXED BY. A full rebuild drops them, inserts, and builds them again over
+ * the finished tables: one sort instead of a random-keyed B-tree insert per row.
+ * A rebuild interrupted in between leaves them missing; the next open's
+ * migrate() creates them (IF NOT EXISTS).
+ */
+const READER_INDEXES = [
+  'CREATE INDEX IF NOT EXISTS idx_broadcast_timestamp ON broadcast_events(timestamp)',
+  'CREATE INDEX IF NOT EXISTS idx_broadcast_resource ON broadcast_events(resource_id)',
+  'CREATE INDEX IF NOT EXISTS idx_features_track ON features(track_id)',
+  // features() lists oldest first and pages by (created_hlc, id).
+  'CREATE INDEX IF NOT EXISTS idx_features_created ON features(created_hlc, id)',
+  'CREATE INDEX IF NOT EXISTS idx_links_feature ON links(feature_id)',
+  'CREATE INDEX IF NOT EXISTS idx_comments_resource ON comments(resource_id)'
+]
+
+function indexName (createIndex: string): string {
+  return /INDEX IF NOT EXISTS (\w+)/.exec(createIndex)![1]
+}
+
 const STATEMENTS = [
   BROADCAST_EVENTS,
   `CREATE UNIQUE INDEX IF NOT EXISTS idx_broadcast_event_id ON broadcast_events(${EVENT_POSITION})`,
-  'CREATE INDEX IF NOT EXISTS idx_broadcast_timestamp ON broadcast_events(timestamp)',
-  'CREATE INDEX IF NOT EXISTS idx_broadcast_resource ON broadcast_events(resource_id)',
   // Concurrency detection looks up siblings: events that share a parent.
   'CREATE INDEX IF NOT EXISTS idx_broadcast_parent ON broadcast_events(parent_key) WHERE parent_key IS NOT NULL',
   // Which items may hold a live claim (recent claim_added events), without a scan of the trail.
@@ -85,9 +106,6 @@ const STATEMENTS = [
     clocks JSON NOT NULL DEFAULT '{}',
     version TEXT
   )`,
-  'CREATE INDEX IF NOT EXISTS idx_features_track ON features(track_id)',
-  // features() lists oldest first and pages by (created_hlc, id).
-  'CREATE INDEX IF NOT EXISTS idx_features_created ON features(created_hlc, id)',
   `CREATE TABLE IF NOT EXISTS tracks (
     id TEXT PRIMARY KEY,
     title TEXT,
@@ -121,7 +139,6 @@ const STATEMENTS = [
     created_at TEXT NOT NULL,
     hlc INTEGER NOT NULL
   )`,
-  'CREATE INDEX IF NOT EXISTS idx_links_feature ON links(feature_id)',
   `CREATE TABLE IF NOT EXISTS comments (
     event_id TEXT PRIMARY KEY,
     resource_id TEXT NOT NULL,
@@ -133,7 +150,6 @@ const STATEMENTS = [
     created_at TEXT NOT NULL,
     hlc INTEGER NOT NULL
   )`,
-  'CREATE INDEX IF NOT EXISTS idx_comments_resource ON comments(resource_id)',
   `CREATE TABLE IF NOT EXISTS conflicts (
     resource_id TEXT NOT NULL,
     field TEXT NOT NULL,
@@ -157,8 +173,12 @@ const STATEMENTS = [
     fork INTEGER NOT NULL DEFAULT 0
   )`,
   // The database's identity (epoch): cursors are only meaningful within one.
-  'CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)'
+  'CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)',
+  ...READER_INDEXES
 ]
+
+/** Every index a database of this version has, by name. */
+export const INDEX_NAMES = STATEMENTS.filter(sql => sql.includes(' INDEX ')).map(indexName)
 
 /** Columns added since, for databases created before them; `fill` sets their value in existing rows. */
 const UPGRADES: Array<{ table: string, column: string, sql: string, fill?: string }> = [
@@ -232,11 +252,21 @@ export function configure (db: Database): void {
   db.pragma('cache_size = -16000')
 }
 
-/** Clears everything projected so the logs can be replayed from the start (reindex); returns the new epoch. */
+/**
+ * Clears everything projected so the logs can be replayed from the start
+ * (reindex), and drops the readers' indexes until buildReaderIndexes(); returns
+ * the new epoch.
+ */
 export function clearProjection (db: Database): string {
   return db.transaction(() => {
+    for (const sql of READER_INDEXES) db.exec(`DROP INDEX IF EXISTS ${indexName(sql)}`)
     for (const table of REPLICATED_TABLES) db.exec(`DELETE FROM ${table}`)
     db.exec('UPDATE writers SET indexed = 0, skipped = 0, last_error = NULL, fork = 0')
     return newEpoch(db)
   })()
+}
+
+/** Builds the indexes clearProjection() dropped, over what was projected since (one transaction). */
+export function buildReaderIndexes (db: Database): void {
+  db.transaction(() => { for (const sql of READER_INDEXES) db.exec(sql) })()
 }

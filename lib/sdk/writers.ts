@@ -10,7 +10,7 @@ import { decodeBlock, HARD_MAX_PAYLOAD_BYTES } from '../events/codec.ts'
 import type { BroadcastEvent } from '../events/types.ts'
 import type { BlockSink } from '../log/session-log.ts'
 import { wireToEvent, type Projector, type BlockInput, type Hold, type ApplyOutcome, type WriterBlocks, type HintedBlock } from '../projection/projector.ts'
-import { clearProjection } from '../projection/schema.ts'
+import { buildReaderIndexes, clearProjection } from '../projection/schema.ts'
 import type { Logger } from '../logger.ts'
 import { LruMap } from './bounded.ts'
 import { WriterStore, type KnownWriter, type Distrust, type ClosedAt } from './writer-store.ts'
@@ -673,7 +673,8 @@ export class WriterRegistry {
    * (and closed again by the sweeper once quiet). Feeds are paused first (a pass
    * under way finishes before the clear, so none fails half-way), each is
    * replayed silently up to the length it had, then they resume and publish
-   * whatever arrived meanwhile, so subscribers miss nothing that is new.
+   * whatever arrived meanwhile, so subscribers miss nothing that is new. The
+   * readers' indexes are dropped with the old rows and built once at the end.
    */
   async rebuild (onProgress?: (done: number, total: number) => void): Promise<string> {
     this.rebuilding = true
@@ -703,6 +704,8 @@ export class WriterRegistry {
           if (reported < done) report(done)
         }
       } finally {
+        // Before anything is published or written: from here on, readers and the projector find every index.
+        buildReaderIndexes(this.projector.db)
         this.projector.publishing = true
       }
       for (const feed of feeds) feed.resume()
