@@ -95,9 +95,8 @@ export class StateRules {
    * each row once (at flush).
    */
   private readonly rows = new Map<string, RowEntry>()
+  /** Rows touched by the open transaction: written at flush(), stored once it commits, dropped if it does not. */
   private readonly dirty = new Set<string>()
-  /** Rows written by flush() whose transaction has not committed yet: a failed COMMIT must drop them too. */
-  private readonly uncommitted = new Set<string>()
 
   constructor (db: Database) {
     this.db = db
@@ -181,7 +180,7 @@ export class StateRules {
     return stored === undefined ? null : this.load(type, id, stored)
   }
 
-  /** Writes every row touched since the last flush; call before the transaction commits. */
+  /** Writes every row the transaction touched; call before it commits, then committed() or discard(). */
   flush (): void {
     const values: Record<ResourceType, unknown[]> = { feature: [], track: [], spike: [] }
     // Rows stored with the indexed values they still have: upserted without setting those.
@@ -198,12 +197,6 @@ export class StateRules {
     for (const type of RESOURCE_TYPES) {
       this.upsertRows(type, values[type], this.columns[type].slice(1))
       this.upsertRows(type, unindexed[type], this.unindexed[type])
-    }
-    for (const id of this.dirty) this.uncommitted.add(id)
-    this.dirty.clear()
-    for (const id of this.rows.keys()) {
-      if (this.rows.size <= ROW_CACHE_SIZE) break
-      this.rows.delete(id)
     }
   }
 
@@ -229,21 +222,22 @@ export class StateRules {
   /** The transaction rolled back: rows it touched are stale, read them again next time. */
   discard (): void {
     for (const id of this.dirty) this.rows.delete(id)
-    for (const id of this.uncommitted) this.rows.delete(id)
     this.dirty.clear()
-    this.uncommitted.clear()
   }
 
   /** The transaction that flushed the cached rows committed: they are what is stored. */
   committed (): void {
-    this.uncommitted.clear()
+    this.dirty.clear()
+    for (const id of this.rows.keys()) {
+      if (this.rows.size <= ROW_CACHE_SIZE) break
+      this.rows.delete(id)
+    }
   }
 
   /** The tables were cleared (reindex). */
   reset (): void {
     this.rows.clear()
     this.dirty.clear()
-    this.uncommitted.clear()
   }
 
   private writeFields (event: BroadcastEvent, writes: Record<string, unknown>): void {
