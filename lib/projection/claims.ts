@@ -11,6 +11,7 @@
 import type { Database, Statement } from 'better-sqlite3'
 import { hlcToMillis } from '../events/hlc.ts'
 import { MAX_CLAIM_TTL_S } from '../events/validate.ts'
+import { byItem } from './group.ts'
 
 export interface ClaimHolder {
   agent_id: string
@@ -131,14 +132,9 @@ export class ClaimReader {
 
   /** The live holders of many items (a page) in one query; items held by no one are absent. */
   holdersOf (ids: readonly string[], nowMs = Date.now()): Map<string, ClaimHolder> {
-    const byItem = new Map<string, ClaimEventRow[]>()
-    for (const row of this.ofResources.all(JSON.stringify(ids)) as Array<ClaimEventRow & { resource_id: string }>) {
-      let rows = byItem.get(row.resource_id)
-      if (rows === undefined) byItem.set(row.resource_id, rows = [])
-      rows.push(row)
-    }
+    const rowsOf = byItem(this.ofResources.all(JSON.stringify(ids)) as Array<ClaimEventRow & { resource_id: string }>, row => row.resource_id, row => row)
     const out = new Map<string, ClaimHolder>()
-    for (const [id, rows] of byItem) {
+    for (const [id, rows] of rowsOf) {
       const chain = winningChain(claimChains(rows), nowMs)
       if (chain !== null) out.set(id, holderOf(chain))
     }

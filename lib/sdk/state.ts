@@ -5,6 +5,7 @@ import type { LinkType, Priority, Status } from '../events/types.ts'
 import { CrosscastError } from '../errors.ts'
 import { validateId, validateStatus } from '../events/validate.ts'
 import { STATE_TABLE, stateTableOf } from '../projection/resources.ts'
+import { byItem } from '../projection/group.ts'
 
 export interface LinkRecord { event_id: string, linked_feature_id: string, link_type: LinkType, agent_id: string, created_at: string }
 export interface CommentRecord { event_id: string, resource_id: string, comment_text: string, author: string, agent_id: string, session_id: string, created_at: string }
@@ -197,16 +198,4 @@ export class StateReader {
       version: row.version as string
     }
   }
-}
-
-/** Rows grouped by the item they belong to, in row order. */
-function byItem<R, T> (rows: R[], idOf: (row: R) => string, record: (row: R) => T): Map<string, T[]> {
-  const out = new Map<string, T[]>()
-  for (const row of rows) {
-    const id = idOf(row)
-    let list = out.get(id)
-    if (list === undefined) out.set(id, list = [])
-    list.push(record(row))
-  }
-  return out
 }
